@@ -1,0 +1,73 @@
+# dubbo-istiod: pilot-discovery with Apache Dubbo as a first-class citizen.
+# Upstream Istio is a pinned Go module (go.mod); `make prepare` copies it to out/istio,
+# applies patches/istio/*.patch and writes go.work. Every target depends on it.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+GO ?= go
+export GOFLAGS ?= -buildvcs=false
+export CGO_ENABLED ?= 0
+
+VERSION := $(shell cat VERSION)
+GIT_REVISION := $(shell git rev-parse --verify -q HEAD 2>/dev/null || echo unknown)
+GIT_STATUS := $(shell if [ -z "$$(git status --porcelain 2>/dev/null)" ]; then echo Clean; else echo Modified; fi)
+HUB ?= ghcr.io/dubbo-istiod
+GOOS_LOCAL := $(shell $(GO) env GOOS)
+GOARCH_LOCAL := $(shell $(GO) env GOARCH)
+
+# As upstream's release build (Makefile.core.mk STANDARD_TAGS, common/scripts/gobuild.sh).
+BUILD_TAGS := vtprotobuf,disable_pgv
+V := istio.io/istio/pkg/version
+# As upstream: stripped unless DEBUG=1.
+ifeq ($(DEBUG),1)
+STRIP :=
+else
+STRIP := -s -w
+endif
+LDFLAGS := -extldflags -static $(STRIP) \
+	-X $(V).buildVersion=$(VERSION) -X $(V).buildGitRevision=$(GIT_REVISION) \
+	-X $(V).buildStatus=$(GIT_STATUS) -X $(V).buildTag=$(VERSION) -X $(V).buildHub=$(HUB) \
+	-X $(V).buildOS=$(GOOS_LOCAL) -X $(V).buildArch=$(GOARCH_LOCAL)
+
+BIN := out/bin/pilot-discovery
+
+# Upstream packages we patch: their own tests must pass with the patches applied.
+UPSTREAM_TEST_PKGS ?= ./pkg/config/protocol/... ./pkg/config/kube/ ./pilot/pkg/networking/ \
+	./pilot/pkg/serviceregistry/serviceentry/... ./pilot/cmd/pilot-discovery/app/... ./pilot/pkg/bootstrap/
+TEST_FLAGS ?=
+
+.PHONY: all prepare build test test-unit test-upstream test-e2e patches-check demo bench clean
+
+all: build
+
+prepare:
+	@tools/patches.sh apply
+
+build: prepare
+	$(GO) build -trimpath -tags=$(BUILD_TAGS) -ldflags '$(LDFLAGS)' -o $(BIN) ./pilot/cmd/pilot-discovery
+	@echo "built $(BIN) ($(VERSION))"
+
+patches-check:
+	tools/patches.sh check
+
+test-unit: prepare
+	$(GO) vet ./...
+	$(GO) test $(TEST_FLAGS) $$($(GO) list ./... | grep -v /tests/e2e)
+
+# Upstream tests run inside the patched copy, as the upstream module they are.
+test-upstream: prepare
+	cd out/istio && GOWORK=off $(GO) test $(TEST_FLAGS) $(UPSTREAM_TEST_PKGS)
+
+test-e2e: build
+	PILOT_DISCOVERY_BIN=$(CURDIR)/$(BIN) $(GO) test $(TEST_FLAGS) -count=1 ./tests/e2e/...
+
+test: patches-check test-unit test-e2e test-upstream
+
+demo:
+	@echo "make demo is coming with the demo issue; see README.md" >&2; exit 1
+
+bench:
+	@echo "make bench is coming with the benchmarks issue; see README.md" >&2; exit 1
+
+clean:
+	rm -rf out go.work go.work.sum
