@@ -18,28 +18,143 @@
 package extension
 
 import (
+	"fmt"
+	"strings"
+	"time"
+
 	"github.com/spf13/cobra"
 
 	"istio.io/istio/pilot/cmd/pilot-discovery/app"
 	"istio.io/istio/pilot/pkg/bootstrap"
+	"istio.io/istio/pilot/pkg/model"
+	"istio.io/istio/pkg/cluster"
+	"istio.io/istio/pkg/env"
 	"istio.io/istio/pkg/log"
 	"istio.io/istio/pkg/version"
+
+	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/registry"
+	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/zookeeper"
 )
 
 // Scope is the logging scope of the Dubbo extensions (--log_output_level=dubbo:debug).
 var Scope = log.RegisterScope("dubbo", "dubbo-istiod: Dubbo registries and xDS")
+
+// Environment variables: the defaults of the flags below, for Helm/istioctl installs.
+var (
+	registriesEnv = env.Register("PILOT_DUBBO_REGISTRIES", "",
+		"Dubbo registry addresses, separated by spaces, e.g. "+
+			"'zookeeper://10.0.0.1:2181?backup=10.0.0.2:2181,10.0.0.3:2181'. Same as --dubboRegistry.").Get()
+	namespaceEnv = env.Register("PILOT_DUBBO_NAMESPACE", "dubbo",
+		"Namespace of the services created from Dubbo interfaces. Same as --dubboNamespace.").Get()
+	servicePortEnv = env.Register("PILOT_DUBBO_SERVICE_PORT", 20880,
+		"Service port of Dubbo services; endpoints keep their own ports. Same as --dubboServicePort.").Get()
+	hostSuffixEnv = env.Register("PILOT_DUBBO_HOST_SUFFIX", "",
+		"Suffix appended to the hostnames of Dubbo services. Same as --dubboHostSuffix.").Get()
+	labelKeysEnv = env.Register("PILOT_DUBBO_LABEL_KEYS", "",
+		"Comma-separated extra provider URL parameters kept as endpoint labels. Same as --dubboLabelKeys.").Get()
+	emptyProtectionEnv = env.Register("PILOT_DUBBO_EMPTY_PROTECTION", false,
+		"Keep an interface's last providers when its registry lists none. Same as --dubboEmptyProtection.").Get()
+	syncTimeoutEnv = env.Register("PILOT_DUBBO_SYNC_TIMEOUT", 10*time.Second,
+		"Longest wait for the initial provider lists before istiod becomes ready anyway. Same as --dubboSyncTimeout.").Get()
+	reconnectGraceEnv = env.Register("PILOT_DUBBO_RECONNECT_GRACE", 30*time.Second,
+		"How long provider removals are held after a registry comes back with a new session. Same as --dubboReconnectGrace.").Get()
+)
+
+// Flags of the Dubbo extensions (documented in docs/reference/flags.md).
+type Flags struct {
+	Registries      []string
+	Namespace       string
+	ServicePort     uint32
+	HostSuffix      string
+	LabelKeys       []string
+	EmptyProtection bool
+	SyncTimeout     time.Duration
+	ReconnectGrace  time.Duration
+}
+
+var flags = &Flags{}
 
 func init() {
 	app.CommandHooks = append(app.CommandHooks, addFlags)
 	app.ServerHooks = append(app.ServerHooks, start)
 }
 
-// addFlags adds the flags of the Dubbo extensions to the discovery command. Every flag
-// added here is listed in docs/reference/flags.md (checked by a test).
-func addFlags(_ *cobra.Command) {}
+// addFlags adds the flags of the Dubbo extensions to the discovery command.
+func addFlags(c *cobra.Command) {
+	f := c.PersistentFlags()
+	f.StringArrayVar(&flags.Registries, "dubboRegistry", strings.Fields(registriesEnv),
+		"Dubbo registry address, in Dubbo's own syntax (repeatable): zookeeper://host:port"+
+			"[?backup=host:port,...&root=/dubbo&name=NAME&session-timeout=30s] [env PILOT_DUBBO_REGISTRIES]")
+	f.StringVar(&flags.Namespace, "dubboNamespace", namespaceEnv,
+		"Namespace of the services created from Dubbo interfaces (exported to all namespaces) [env PILOT_DUBBO_NAMESPACE]")
+	f.Uint32Var(&flags.ServicePort, "dubboServicePort", uint32(servicePortEnv),
+		"Service port of Dubbo services; each endpoint keeps its provider's own port [env PILOT_DUBBO_SERVICE_PORT]")
+	f.StringVar(&flags.HostSuffix, "dubboHostSuffix", hostSuffixEnv,
+		"Suffix appended to Dubbo service hostnames (the lower-cased interface) [env PILOT_DUBBO_HOST_SUFFIX]")
+	f.StringSliceVar(&flags.LabelKeys, "dubboLabelKeys", splitComma(labelKeysEnv),
+		"Extra provider URL parameters kept as endpoint labels, besides version, group, application, dubbo.tag, release [env PILOT_DUBBO_LABEL_KEYS]")
+	f.BoolVar(&flags.EmptyProtection, "dubboEmptyProtection", emptyProtectionEnv,
+		"Keep an interface's last providers when a connected registry lists none [env PILOT_DUBBO_EMPTY_PROTECTION]")
+	f.DurationVar(&flags.SyncTimeout, "dubboSyncTimeout", syncTimeoutEnv,
+		"Longest wait for the Dubbo registries' initial lists before istiod becomes ready anyway [env PILOT_DUBBO_SYNC_TIMEOUT]")
+	f.DurationVar(&flags.ReconnectGrace, "dubboReconnectGrace", reconnectGraceEnv,
+		"How long provider removals are held after a registry returns with a new session, while providers re-register [env PILOT_DUBBO_RECONNECT_GRACE]")
+}
+
+func splitComma(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
 
 // start runs right after bootstrap.NewServer, before the server starts.
-func start(_ *bootstrap.Server, _ *bootstrap.PilotArgs, _ <-chan struct{}) error {
+func start(s *bootstrap.Server, args *bootstrap.PilotArgs, stop <-chan struct{}) error {
 	Scope.Infof("dubbo-istiod %s extensions loaded", version.Info.Version)
+	if len(flags.Registries) == 0 {
+		return nil
+	}
+	ctl, watchers, err := NewRegistry(*flags, args.RegistryOptions.KubeOptions.ClusterID, s.XDSServer)
+	if err != nil {
+		return err
+	}
+	s.ServiceController().AddRegistry(ctl)
+	s.AddDebugHandler("/debug/dubboz", "Dubbo registries, interfaces and provider instances", ctl.DebugHandler)
+	for _, w := range watchers {
+		go w.Run(stop)
+	}
 	return nil
+}
+
+// NewRegistry builds the Dubbo registry controller and one watcher per registry address.
+func NewRegistry(f Flags, clusterID cluster.ID, xds model.XDSUpdater) (*registry.Controller, []*zookeeper.Watcher, error) {
+	ctl, err := registry.NewController(registry.Options{
+		Namespace:       f.Namespace,
+		ServicePort:     f.ServicePort,
+		HostSuffix:      f.HostSuffix,
+		ExtraLabelKeys:  f.LabelKeys,
+		EmptyProtection: f.EmptyProtection,
+		ClusterID:       clusterID,
+		SyncTimeout:     f.SyncTimeout,
+		ReconnectGrace:  f.ReconnectGrace,
+	}, xds)
+	if err != nil {
+		return nil, nil, fmt.Errorf("dubbo registry: %v", err)
+	}
+	var watchers []*zookeeper.Watcher
+	for _, addr := range f.Registries {
+		cfg, err := zookeeper.ParseAddress(addr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--dubboRegistry: %v", err)
+		}
+		if err := ctl.AddSource(cfg.Name, addr); err != nil {
+			return nil, nil, fmt.Errorf("--dubboRegistry: %v", err)
+		}
+		watchers = append(watchers, zookeeper.NewWatcher(cfg, ctl))
+		Scope.Infof("Dubbo registry %s: ZooKeeper %v, root %s, session timeout %v", cfg.Name, cfg.Servers, cfg.Root, cfg.SessionTimeout)
+	}
+	return ctl, watchers, nil
 }

@@ -1,0 +1,162 @@
+// Copyright dubbo-istiod authors.
+//
+// Licensed under the Apache License, Version 2.0 (the "License");
+// you may not use this file except in compliance with the License.
+// You may obtain a copy of the License at
+//
+//     http://www.apache.org/licenses/LICENSE-2.0
+//
+// Unless required by applicable law or agreed to in writing, software
+// distributed under the License is distributed on an "AS IS" BASIS,
+// WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+// See the License for the specific language governing permissions and
+// limitations under the License.
+
+package registry
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"istio.io/istio/pilot/pkg/model"
+	"istio.io/istio/pkg/config/labels"
+
+	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/provider"
+)
+
+// DefaultLabelKeys are the URL parameters that identify a subset of providers and so
+// become endpoint labels. Volatile parameters (timestamp, pid, ...) never do: a label
+// change is an endpoint change, and they would cause a push at every restart.
+var DefaultLabelKeys = []string{"version", "group", "application", "dubbo.tag", "release"}
+
+// RegistryLabel is the endpoint label naming the registry a provider came from.
+const RegistryLabel = "registry"
+
+const (
+	defaultWeight = 100
+	maxWeight     = 1_000_000
+)
+
+// Hostname maps a Dubbo interface to an Istio hostname: lower-cased, characters outside
+// [a-z0-9.-] mapped to '-', every DNS label trimmed of leading/trailing '-', plus an
+// optional suffix. The exact interface string is kept beside it by the registry.
+func Hostname(iface, suffix string) string {
+	var b strings.Builder
+	b.Grow(len(iface) + len(suffix) + 1)
+	for _, r := range strings.ToLower(iface) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '.', r == '-':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('-')
+		}
+	}
+	parts := strings.Split(b.String(), ".")
+	out := parts[:0]
+	for _, p := range parts {
+		p = strings.Trim(p, "-")
+		if len(p) > 63 {
+			p = strings.Trim(p[:63], "-")
+		}
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	h := strings.Join(out, ".")
+	if s := strings.Trim(suffix, "."); s != "" && h != "" {
+		h += "." + s
+	}
+	return h
+}
+
+// labelValue sanitises a parameter value into Kubernetes label-value syntax:
+// at most 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric.
+func labelValue(v string) string {
+	b := []byte(v)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			b[i] = '-'
+		}
+	}
+	if len(b) > 63 {
+		b = b[:63]
+	}
+	isAlnum := func(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' }
+	for len(b) > 0 && !isAlnum(b[0]) {
+		b = b[1:]
+	}
+	for len(b) > 0 && !isAlnum(b[len(b)-1]) {
+		b = b[:len(b)-1]
+	}
+	return string(b)
+}
+
+// workloadName is unique per provider instance: Istio keys endpoints by
+// namespace/workload/IP/port-name, without the endpoint port, so two providers on one
+// IP (or one process exporting two groups) would otherwise collide and a removal would
+// silently not be pushed.
+func workloadName(u *provider.URL) string {
+	app := labelValue(u.Params["application"])
+	if app == "" {
+		app = "dubbo"
+	}
+	name := fmt.Sprintf("%s-%s-%d", app, strings.ReplaceAll(u.IP, ":", "-"), u.Port)
+	if g := labelValue(u.Params["group"]); g != "" {
+		name += "-" + g
+	}
+	if v := labelValue(u.Params["version"]); v != "" {
+		name += "-" + v
+	}
+	return name
+}
+
+// endpointSpec is what a provider URL contributes before it becomes an IstioEndpoint.
+type endpointSpec struct {
+	ep       *model.IstioEndpoint
+	disabled bool   // disabled=true / enabled=false: taken out of rotation
+	zero     bool   // weight=0: out of rotation unless every provider is at 0 (as Dubbo's balancers do)
+	warning  string // a parameter was ignored (bad weight): logged once with the node
+	stamp    int64  // registration timestamp, to keep the newest of duplicates
+}
+
+// toEndpoint maps one provider URL as ARCHITECTURE.md §3 says.
+func (o *Options) toEndpoint(u *provider.URL, registry string) endpointSpec {
+	l := labels.Instance{RegistryLabel: labelValue(registry)}
+	for _, k := range o.labelKeys() {
+		if v := labelValue(u.Params[k]); v != "" {
+			l[k] = v
+		}
+	}
+	spec := endpointSpec{}
+	weight := uint32(defaultWeight)
+	if w, ok := u.Params["weight"]; ok && w != "" {
+		n, err := strconv.ParseInt(w, 10, 64)
+		switch {
+		case err != nil || n < 0:
+			spec.warning = fmt.Sprintf("weight %q is not a non-negative integer; using %d", w, defaultWeight)
+		case n == 0:
+			spec.zero = true
+			weight = 1
+		case n > maxWeight:
+			weight = maxWeight
+		default:
+			weight = uint32(n)
+		}
+	}
+	spec.disabled = u.Params["disabled"] == "true" || u.Params["enabled"] == "false"
+	spec.stamp, _ = strconv.ParseInt(u.Params["timestamp"], 10, 64)
+	spec.ep = &model.IstioEndpoint{
+		Labels:          l,
+		Addresses:       []string{u.IP},
+		ServicePortName: o.portName(),
+		EndpointPort:    u.Port,
+		LbWeight:        weight,
+		TLSMode:         model.DisabledTLSModeLabel,
+		Namespace:       o.Namespace,
+		WorkloadName:    workloadName(u),
+		Locality:        model.Locality{ClusterID: o.ClusterID},
+		HealthStatus:    model.Healthy,
+	}
+	return spec
+}

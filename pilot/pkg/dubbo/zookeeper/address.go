@@ -1,0 +1,159 @@
+// Copyright dubbo-istiod authors.
+//
+// Licensed under the Apache License, Version 2.0 (the "License");
+// you may not use this file except in compliance with the License.
+// You may obtain a copy of the License at
+//
+//     http://www.apache.org/licenses/LICENSE-2.0
+//
+// Unless required by applicable law or agreed to in writing, software
+// distributed under the License is distributed on an "AS IS" BASIS,
+// WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+// See the License for the specific language governing permissions and
+// limitations under the License.
+
+package zookeeper
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is one ZooKeeper registry, parsed from Dubbo's registry address syntax.
+type Config struct {
+	// Address is the address as given.
+	Address string
+	// Name labels the registry's endpoints ("registry" label) and metrics.
+	Name string
+	// Servers are host:port pairs (the address's hosts and its backup= list).
+	Servers []string
+	// Root is the Dubbo root path ("/dubbo"; Dubbo's group= parameter sets "/<group>").
+	Root string
+	// SessionTimeout is the ZooKeeper session timeout.
+	SessionTimeout time.Duration
+}
+
+const (
+	defaultPort           = "2181"
+	defaultRoot           = "/dubbo"
+	defaultSessionTimeout = 30 * time.Second
+)
+
+// ParseAddress parses a registry address as Dubbo applications write it:
+//
+//	zookeeper://10.0.0.1:2181
+//	zookeeper://10.0.0.1:2181?backup=10.0.0.2:2181,10.0.0.3:2181
+//	zookeeper://10.0.0.1:2181,10.0.0.2:2181?root=/dubbo&name=zk-east&session-timeout=30s
+//
+// Parameters: backup (more servers), root (root path, default /dubbo) or Dubbo's group
+// (root = /<group>), name (default: the first server), session-timeout (a duration, or
+// milliseconds as Dubbo's session= parameter). Other Dubbo parameters (timeout, ...) are
+// accepted and ignored.
+func ParseAddress(addr string) (Config, error) {
+	c := Config{Address: addr, Root: defaultRoot, SessionTimeout: defaultSessionTimeout}
+	scheme, rest, ok := strings.Cut(strings.TrimSpace(addr), "://")
+	if !ok {
+		return c, fmt.Errorf("registry address %q: want zookeeper://host:port[?params]", addr)
+	}
+	switch strings.ToLower(scheme) {
+	case "zookeeper":
+	case "nacos", "etcd", "etcd3", "consul", "multicast", "redis":
+		return c, fmt.Errorf("registry address %q: %s registries are not supported yet (zookeeper:// is)", addr, scheme)
+	default:
+		return c, fmt.Errorf("registry address %q: unknown registry scheme %q (want zookeeper://)", addr, scheme)
+	}
+	hosts, query, _ := strings.Cut(rest, "?")
+	if i := strings.IndexByte(hosts, '/'); i >= 0 {
+		hosts = hosts[:i] // Dubbo puts the RegistryService path here; it carries no meaning for us
+	}
+	params, err := url.ParseQuery(query)
+	if err != nil {
+		return c, fmt.Errorf("registry address %q: bad parameters: %v", addr, err)
+	}
+	all := splitList(hosts)
+	all = append(all, splitList(params.Get("backup"))...)
+	if len(all) == 0 {
+		return c, fmt.Errorf("registry address %q: no ZooKeeper server", addr)
+	}
+	seen := map[string]bool{}
+	for _, h := range all {
+		hp, err := hostPort(h)
+		if err != nil {
+			return c, fmt.Errorf("registry address %q: %v", addr, err)
+		}
+		if !seen[hp] {
+			seen[hp] = true
+			c.Servers = append(c.Servers, hp)
+		}
+	}
+	switch {
+	case params.Get("root") != "":
+		c.Root = params.Get("root")
+	case params.Get("group") != "":
+		c.Root = params.Get("group")
+	}
+	if !strings.HasPrefix(c.Root, "/") {
+		c.Root = "/" + c.Root
+	}
+	c.Root = strings.TrimRight(c.Root, "/")
+	if c.Root == "" || strings.Contains(c.Root, "//") {
+		return c, fmt.Errorf("registry address %q: bad root path %q", addr, params.Get("root")+params.Get("group"))
+	}
+	c.Name = params.Get("name")
+	if c.Name == "" {
+		c.Name = c.Servers[0]
+	}
+	for _, k := range []string{"session-timeout", "session"} {
+		v := params.Get(k)
+		if v == "" {
+			continue
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			ms, merr := strconv.ParseUint(v, 10, 32)
+			if merr != nil {
+				return c, fmt.Errorf("registry address %q: %s=%q is neither a duration nor milliseconds", addr, k, v)
+			}
+			d = time.Duration(ms) * time.Millisecond
+		}
+		if d < time.Second || d > 10*time.Minute {
+			return c, fmt.Errorf("registry address %q: %s=%v is outside 1s..10m", addr, k, d)
+		}
+		c.SessionTimeout = d
+		break
+	}
+	return c, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func hostPort(h string) (string, error) {
+	host, port, err := net.SplitHostPort(h)
+	if err != nil {
+		// No port: ZooKeeper's default.
+		if strings.Contains(err.Error(), "missing port") {
+			host, port = strings.Trim(h, "[]"), defaultPort
+		} else {
+			return "", fmt.Errorf("bad server %q: %v", h, err)
+		}
+	}
+	if host == "" {
+		return "", fmt.Errorf("bad server %q: empty host", h)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return "", fmt.Errorf("bad server %q: port %q is not in 1..65535", h, port)
+	}
+	return net.JoinHostPort(host, port), nil
+}

@@ -1,0 +1,321 @@
+// Copyright dubbo-istiod authors.
+//
+// Licensed under the Apache License, Version 2.0 (the "License");
+// you may not use this file except in compliance with the License.
+// You may obtain a copy of the License at
+//
+//     http://www.apache.org/licenses/LICENSE-2.0
+//
+// Unless required by applicable law or agreed to in writing, software
+// distributed under the License is distributed on an "AS IS" BASIS,
+// WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+// See the License for the specific language governing permissions and
+// limitations under the License.
+
+package zookeeper_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"istio.io/istio/pilot/pkg/model"
+	"istio.io/istio/pkg/config/protocol"
+
+	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/registry"
+	zkt "github.com/dubbo-istiod/dubbo-istiod/tests/framework/zk"
+)
+
+const (
+	demoIface = "com.example.DemoService"
+	demoHost  = "com.example.demoservice"
+)
+
+func TestProvidersBecomeServicesWithTheirOwnPorts(t *testing.T) {
+	zs := zkt.Start(t)
+	app := zkt.Connect(t, zs.Addr, 10*time.Second)
+	app.Register(t, demoIface, zkt.ProviderURL("10.0.0.1", 20880, demoIface, map[string]string{"version": "1.0.0"}))
+	v2 := app.Register(t, demoIface, zkt.ProviderURL("10.0.0.1", 20890, demoIface, map[string]string{"version": "2.0.0", "weight": "200"}))
+	// A consumer-only interface must not become a service.
+	app.CreateRaw(t, zkt.NodePath("/dubbo", "com.example.OnlyConsumed", "consumers",
+		"consumer://10.0.0.9/com.example.OnlyConsumed?category=consumers&side=consumer"))
+
+	e := newEnv(t, registry.Options{}, zkAddr(zs, "name=zk1"))
+	e.waitSynced(t, 20*time.Second)
+
+	// Initial list: caches filled, nothing pushed.
+	if n := e.rec.count("eds "); n != 0 {
+		t.Fatalf("%d EDS pushes before sync, want 0 (cache only)", n)
+	}
+	if n := e.rec.count("full "); n != 0 {
+		t.Fatalf("%d full pushes before sync, want 0", n)
+	}
+	svc := e.ctl.GetService(demoHost)
+	if svc == nil {
+		t.Fatalf("no service %s; have %v", demoHost, e.ctl.Services())
+	}
+	if len(svc.Ports) != 1 || svc.Ports[0].Port != 20880 || svc.Ports[0].Protocol != protocol.Dubbo || svc.Ports[0].Name != "dubbo" {
+		t.Fatalf("service ports %v, want one Dubbo port 20880 named dubbo", svc.Ports)
+	}
+	if svc.Attributes.Namespace != "dubbo" || svc.Attributes.ServiceRegistry != registry.ProviderID {
+		t.Fatalf("service attributes %+v", svc.Attributes)
+	}
+	if got := e.ctl.Interface(demoHost); got != demoIface {
+		t.Fatalf("Interface(%s) = %q, want the exact %q", demoHost, got, demoIface)
+	}
+	if e.ctl.GetService("com.example.onlyconsumed") != nil {
+		t.Fatalf("a consumer-only interface became a service")
+	}
+	eventually(t, time.Second, wantAddrs(e.rec, demoHost, "10.0.0.1:20880", "10.0.0.1:20890"))
+	eps := e.rec.endpoints[demoHost]
+	byPort := map[uint32]*model.IstioEndpoint{}
+	for _, ep := range eps {
+		byPort[ep.EndpointPort] = ep
+	}
+	if byPort[20880].Labels["version"] != "1.0.0" || byPort[20890].Labels["version"] != "2.0.0" {
+		t.Fatalf("version labels: %v / %v", byPort[20880].Labels, byPort[20890].Labels)
+	}
+	if byPort[20890].LbWeight != 200 || byPort[20880].LbWeight != 100 {
+		t.Fatalf("weights %d/%d, want 100/200", byPort[20880].LbWeight, byPort[20890].LbWeight)
+	}
+	if byPort[20880].Labels["registry"] != "zk1" || byPort[20880].Labels["application"] != "demo-provider" {
+		t.Fatalf("labels %v", byPort[20880].Labels)
+	}
+	for _, k := range []string{"timestamp", "pid", "methods"} {
+		if _, ok := byPort[20880].Labels[k]; ok {
+			t.Fatalf("volatile parameter %s became a label: %v", k, byPort[20880].Labels)
+		}
+	}
+	if byPort[20880].WorkloadName == byPort[20890].WorkloadName {
+		t.Fatalf("two providers on one IP share the workload name %s", byPort[20880].WorkloadName)
+	}
+	// The provider's own proxy sees the services it serves.
+	targets := e.ctl.GetProxyServiceTargets(&model.Proxy{IPAddresses: []string{"10.0.0.1"}})
+	if len(targets) != 2 {
+		t.Fatalf("service targets for 10.0.0.1: %v, want 2", targets)
+	}
+
+	// A provider leaves: one incremental EDS update with the complete remaining list.
+	start := time.Now()
+	app.Unregister(t, v2)
+	eventually(t, time.Second, wantAddrs(e.rec, demoHost, "10.0.0.1:20880"))
+	t.Logf("removal reached the registry in %v", time.Since(start))
+	if n := e.rec.count("eds " + demoHost); n != 1 {
+		t.Fatalf("%d EDS updates for the removal, want 1", n)
+	}
+	if n := e.rec.count("full "); n != 0 {
+		t.Fatalf("provider churn caused %d full pushes", n)
+	}
+
+	// A new interface appears without restart: service event (full push), then its EDS.
+	other := "org.apache.dubbo.samples.Greeter$Inner"
+	app.Register(t, other, zkt.ProviderURL("10.0.0.2", 20881, other, nil))
+	eventually(t, 2*time.Second, wantAddrs(e.rec, "org.apache.dubbo.samples.greeter-inner", "10.0.0.2:20881"))
+	if n := e.rec.count("full org.apache.dubbo.samples.greeter-inner"); n != 1 {
+		t.Fatalf("new interface caused %d full pushes, want 1", n)
+	}
+
+	// disabled=true takes an endpoint out; the node comes back enabled: in again.
+	dis := app.Register(t, other, zkt.ProviderURL("10.0.0.3", 20881, other, map[string]string{"disabled": "true"}))
+	time.Sleep(300 * time.Millisecond)
+	if err := wantAddrs(e.rec, "org.apache.dubbo.samples.greeter-inner", "10.0.0.2:20881")(); err != nil {
+		t.Fatal(err)
+	}
+	app.Unregister(t, dis)
+	app.Register(t, other, zkt.ProviderURL("10.0.0.3", 20881, other, nil))
+	eventually(t, 2*time.Second, wantAddrs(e.rec, "org.apache.dubbo.samples.greeter-inner", "10.0.0.2:20881", "10.0.0.3:20881"))
+}
+
+func TestBadInputNeverPoisons(t *testing.T) {
+	zs := zkt.Start(t)
+	app := zkt.Connect(t, zs.Addr, 10*time.Second)
+	good := zkt.ProviderURL("10.0.0.1", 20880, demoIface, nil)
+	app.Register(t, demoIface, good)
+	dir := "/dubbo/" + demoIface + "/providers/"
+	junk := map[string]string{
+		"not a url":           "hello-world",
+		"wrong scheme":        zkt.JavaURLEncode("http//10.0.0.1:20880/" + demoIface),
+		"missing port":        zkt.JavaURLEncode("dubbo://10.0.0.1/" + demoIface + "?interface=" + demoIface),
+		"non-numeric port":    zkt.JavaURLEncode("dubbo://10.0.0.1:abc/" + demoIface),
+		"port 0":              zkt.JavaURLEncode("dubbo://10.0.0.1:0/" + demoIface),
+		"port 70000":          zkt.JavaURLEncode("dubbo://10.0.0.1:70000/" + demoIface),
+		"missing interface":   zkt.JavaURLEncode("dubbo://10.0.0.1:20880/?side=provider"),
+		"garbage encoding":    "dubbo%3A%2F%2F10.0.0.1%3A2%zz",
+		"10000 chars":         strings.Repeat("x", 10000),
+		"consumer url":        zkt.JavaURLEncode("consumer://10.0.0.7/" + demoIface + "?side=consumer&category=consumers"),
+		"other interface":     zkt.JavaURLEncode(zkt.ProviderURL("10.0.0.8", 20880, "com.evil.Other", nil)),
+		"triple protocol":     zkt.JavaURLEncode(strings.Replace(zkt.ProviderURL("10.0.0.9", 50051, demoIface, nil), "dubbo://", "tri://", 1)),
+		"hostname not ip":     zkt.JavaURLEncode(zkt.ProviderURL("provider.local", 20880, demoIface, nil)),
+		"bad weight (kept)":   zkt.JavaURLEncode(zkt.ProviderURL("10.0.0.10", 20880, demoIface, map[string]string{"weight": "-5"})),
+		"control char":        zkt.JavaURLEncode("dubbo://10.0.0.1:20880/" + demoIface + "?a=\x01"),
+		"empty parameter key": zkt.JavaURLEncode("dubbo://10.0.0.1:20880/" + demoIface + "?=x"),
+	}
+	for _, node := range junk {
+		app.CreateRaw(t, dir+node)
+	}
+	// Junk at the interface level too.
+	app.CreateRaw(t, "/dubbo/"+strings.Repeat("%zz", 10))
+	app.CreateRaw(t, "/dubbo/has space/providers")
+
+	e := newEnv(t, registry.Options{}, zkAddr(zs, ""))
+	e.waitSynced(t, 20*time.Second)
+	// The good provider and the one with a bad weight (default weight) are served.
+	eventually(t, 2*time.Second, wantAddrs(e.rec, demoHost, "10.0.0.1:20880", "10.0.0.10:20880"))
+	for _, ep := range e.rec.endpoints[demoHost] {
+		if ep.LbWeight != 100 {
+			t.Fatalf("endpoint %s weight %d, want the default 100", ep.FirstAddressOrNil(), ep.LbWeight)
+		}
+	}
+	v := e.ctl.Debug()
+	var rejected []string
+	for _, i := range v.Interfaces {
+		for _, r := range i.Rejected {
+			rejected = append(rejected, r.Error)
+		}
+	}
+	if len(rejected) != len(junk)-1 {
+		t.Fatalf("%d rejected nodes, want %d:\n%s", len(rejected), len(junk)-1, strings.Join(rejected, "\n"))
+	}
+	for _, reason := range []string{"not_a_url", "bad_port", "bad_interface", "bad_encoding", "too_long", "not_a_provider", "unsupported_protocol", "bad_host", "bad_parameter"} {
+		if !strings.Contains(strings.Join(rejected, "\n"), reason) {
+			t.Errorf("no rejection with reason %s:\n%s", reason, strings.Join(rejected, "\n"))
+		}
+	}
+}
+
+func TestThousandsOfProvidersInOneDirectory(t *testing.T) {
+	zs := zkt.Start(t)
+	app := zkt.Connect(t, zs.Addr, 30*time.Second)
+	const n = 3000
+	want := make([]string, 0, n)
+	for i := 0; i < n; i++ {
+		ip := fmt.Sprintf("10.1.%d.%d", i/250, i%250+1)
+		app.Register(t, demoIface, zkt.ProviderURL(ip, 20880, demoIface, map[string]string{"methods": strings.Repeat("someLongMethodName,", 20)}))
+		want = append(want, ip+":20880")
+	}
+	e := newEnv(t, registry.Options{}, zkAddr(zs, ""))
+	e.waitSynced(t, 30*time.Second)
+	eventually(t, 5*time.Second, wantAddrs(e.rec, demoHost, want...))
+}
+
+func TestZooKeeperDownKeepsEndpoints(t *testing.T) {
+	zs := zkt.Start(t)
+	app := zkt.Connect(t, zs.Addr, 20*time.Second)
+	app.Register(t, demoIface, zkt.ProviderURL("10.0.0.1", 20880, demoIface, nil))
+	app.Register(t, demoIface, zkt.ProviderURL("10.0.0.2", 20880, demoIface, nil))
+	e := newEnv(t, registry.Options{ReconnectGrace: 5 * time.Second}, zkAddr(zs, ""))
+	e.waitSynced(t, 20*time.Second)
+	eventually(t, 2*time.Second, wantAddrs(e.rec, demoHost, "10.0.0.1:20880", "10.0.0.2:20880"))
+
+	zs.Stop()
+	eventually(t, 10*time.Second, func() error {
+		if r := e.ctl.Debug().Registries[0]; r.Connected {
+			return fmt.Errorf("still connected")
+		}
+		return nil
+	})
+	time.Sleep(5 * time.Second) // longer than the registry's session timeout (4s)
+	if err := wantAddrs(e.rec, demoHost, "10.0.0.1:20880", "10.0.0.2:20880")(); err != nil {
+		t.Fatalf("ZooKeeper down changed the endpoints: %v", err)
+	}
+
+	// Back with the same data: the providers' sessions (20s) survived. Changes flow again.
+	zs.Restart(t)
+	app.Register(t, demoIface, zkt.ProviderURL("10.0.0.3", 20880, demoIface, nil))
+	eventually(t, 20*time.Second, wantAddrs(e.rec, demoHost, "10.0.0.1:20880", "10.0.0.2:20880", "10.0.0.3:20880"))
+	if m := e.rec.min(demoHost); m < 2 {
+		t.Fatalf("endpoints dropped to %d during the outage", m)
+	}
+}
+
+func TestLostSessionNeverWipesEndpoints(t *testing.T) {
+	zs := zkt.Start(t)
+	// istiod and the providers reach ZooKeeper through partitionable links.
+	istiodLink, providerLink := zkt.StartProxy(t, zs.Addr), zkt.StartProxy(t, zs.Addr)
+	stays := zkt.Connect(t, providerLink.Addr, 3*time.Second) // re-registers on its new session, as Dubbo does
+	stays.Register(t, demoIface, zkt.ProviderURL("10.0.0.1", 20880, demoIface, nil))
+	leaves := zkt.Connect(t, providerLink.Addr, 3*time.Second)
+	leaves.Register(t, demoIface, zkt.ProviderURL("10.0.0.2", 20880, demoIface, nil))
+	persistent := zkt.Connect(t, zs.Addr, 3*time.Second)
+	persistent.Register(t, demoIface, zkt.ProviderURL("10.0.0.3", 20880, demoIface, map[string]string{"dynamic": "false"}))
+
+	e := newEnv(t, registry.Options{ReconnectGrace: 4 * time.Second},
+		"zookeeper://"+istiodLink.Addr+"?session-timeout=2s")
+	e.waitSynced(t, 20*time.Second)
+	eventually(t, 2*time.Second, wantAddrs(e.rec, demoHost, "10.0.0.1:20880", "10.0.0.2:20880", "10.0.0.3:20880"))
+
+	// A partition longer than every session timeout: the server expires istiod's session
+	// and the providers' (their ephemeral nodes vanish). One provider stops meanwhile.
+	istiodLink.Cut()
+	providerLink.Cut()
+	leaves.Close()
+	time.Sleep(5 * time.Second)
+	if err := wantAddrs(e.rec, demoHost, "10.0.0.1:20880", "10.0.0.2:20880", "10.0.0.3:20880")(); err != nil {
+		t.Fatalf("endpoints changed while the registry was partitioned: %v", err)
+	}
+	// istiod comes back first and re-lists: only the persistent provider is there.
+	istiodLink.Heal()
+	eventually(t, 20*time.Second, func() error {
+		if r := e.ctl.Debug().Registries[0]; !r.Connected || r.Sessions < 2 {
+			return fmt.Errorf("no new session yet: %+v", r)
+		}
+		return nil
+	})
+	time.Sleep(500 * time.Millisecond)
+	if m := e.rec.min(demoHost); m < 3 {
+		t.Fatalf("endpoints dropped to %d after the session loss, within the grace", m)
+	}
+	// The providers' link heals: "stays" re-registers on its new session.
+	providerLink.Heal()
+	// After the grace, only the provider that did not come back is removed.
+	eventually(t, 15*time.Second, wantAddrs(e.rec, demoHost, "10.0.0.1:20880", "10.0.0.3:20880"))
+	if m := e.rec.min(demoHost); m < 2 {
+		t.Fatalf("endpoints dropped to %d", m)
+	}
+}
+
+func TestUnreachableRegistryDoesNotBlockReadiness(t *testing.T) {
+	// Nothing listens on this port yet.
+	zs := zkt.Start(t)
+	zs.Stop()
+	e := newEnv(t, registry.Options{SyncTimeout: 2 * time.Second}, zkAddr(zs, ""))
+	start := time.Now()
+	e.waitSynced(t, 10*time.Second)
+	if d := time.Since(start); d < 1500*time.Millisecond {
+		t.Fatalf("synced after %v without any registry data, want the 2s timeout", d)
+	}
+	// ZooKeeper appears later: its providers arrive as ordinary updates.
+	zs.Restart(t)
+	app := zkt.Connect(t, zs.Addr, 10*time.Second)
+	app.Register(t, demoIface, zkt.ProviderURL("10.0.0.1", 20880, demoIface, nil))
+	eventually(t, 30*time.Second, wantAddrs(e.rec, demoHost, "10.0.0.1:20880"))
+	if n := e.rec.count("full " + demoHost); n != 1 {
+		t.Fatalf("%d full pushes for the late service, want 1", n)
+	}
+}
+
+func TestRegistriesMergePerInterface(t *testing.T) {
+	east, west := zkt.Start(t), zkt.Start(t)
+	ea := zkt.Connect(t, east.Addr, 10*time.Second)
+	wa := zkt.Connect(t, west.Addr, 10*time.Second)
+	ea.Register(t, demoIface, zkt.ProviderURL("10.0.0.1", 20880, demoIface, nil))
+	shared := zkt.ProviderURL("10.0.0.2", 20880, demoIface, nil)
+	ea.Register(t, demoIface, shared)
+	wa.Register(t, demoIface, shared) // dual-registered during a migration: served once
+	wa.Register(t, demoIface, zkt.ProviderURL("10.0.0.3", 20890, demoIface, nil))
+
+	e := newEnv(t, registry.Options{}, zkAddr(east, "name=east"), zkAddr(west, "name=west"))
+	e.waitSynced(t, 20*time.Second)
+	eventually(t, 2*time.Second, wantAddrs(e.rec, demoHost, "10.0.0.1:20880", "10.0.0.2:20880", "10.0.0.3:20890"))
+	if n := len(e.ctl.Services()); n != 1 {
+		t.Fatalf("%d services, want 1 merged", n)
+	}
+	reg := map[string]string{}
+	for _, ep := range e.rec.endpoints[demoHost] {
+		reg[ep.FirstAddressOrNil()] = ep.Labels["registry"]
+	}
+	if reg["10.0.0.1"] != "east" || reg["10.0.0.2"] != "east" || reg["10.0.0.3"] != "west" {
+		t.Fatalf("registry labels %v", reg)
+	}
+}

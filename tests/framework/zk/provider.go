@@ -1,0 +1,203 @@
+// Copyright dubbo-istiod authors.
+//
+// Licensed under the Apache License, Version 2.0 (the "License");
+// you may not use this file except in compliance with the License.
+// You may obtain a copy of the License at
+//
+//     http://www.apache.org/licenses/LICENSE-2.0
+//
+// Unless required by applicable law or agreed to in writing, software
+// distributed under the License is distributed on an "AS IS" BASIS,
+// WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+// See the License for the specific language governing permissions and
+// limitations under the License.
+
+package zk
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+)
+
+// JavaURLEncode is java.net.URLEncoder.encode(s, "UTF-8"), which Dubbo's
+// ZookeeperRegistry applies to url.toFullString() to make the node name:
+// [A-Za-z0-9.-*_] kept, space as '+', every other byte as %XX (upper case).
+func JavaURLEncode(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '-', c == '*', c == '_':
+			b.WriteByte(c)
+		case c == ' ':
+			b.WriteByte('+')
+		default:
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	return b.String()
+}
+
+// ProviderURL builds a provider URL as Dubbo 2.7/3 writes it: parameters sorted by name.
+func ProviderURL(ip string, port int, iface string, params map[string]string) string {
+	p := map[string]string{
+		"anyhost": "true", "application": "demo-provider", "deprecated": "false", "dubbo": "2.0.2",
+		"dynamic": "true", "generic": "false", "interface": iface, "methods": "sayHello,sayHelloAsync",
+		"pid": "4242", "release": "3.2.10", "side": "provider", "timestamp": "1700000000000",
+	}
+	for k, v := range params {
+		if v == "" {
+			delete(p, k)
+		} else {
+			p[k] = v
+		}
+	}
+	keys := make([]string, 0, len(p))
+	for k := range p {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	kv := make([]string, 0, len(keys))
+	for _, k := range keys {
+		kv = append(kv, k+"="+p[k])
+	}
+	return fmt.Sprintf("dubbo://%s:%d/%s?%s", ip, port, iface, strings.Join(kv, "&"))
+}
+
+// Client is a ZooKeeper session, as one Dubbo application holds it.
+type Client struct {
+	Conn *zk.Conn
+
+	mu         sync.Mutex
+	registered map[string]bool // full node paths of ephemeral registrations
+	sessionID  int64
+	closed     bool
+}
+
+// Connect opens a session on the server (one per simulated Dubbo application). Like
+// Dubbo, it re-registers its ephemeral providers when it gets a new session.
+func Connect(t testing.TB, addr string, sessionTimeout time.Duration) *Client {
+	t.Helper()
+	conn, events, err := zk.Connect([]string{addr}, sessionTimeout, zk.WithLogger(log.New(io.Discard, "", 0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Client{Conn: conn, registered: map[string]bool{}}
+	connected := make(chan struct{})
+	var once sync.Once
+	go func() {
+		for ev := range events {
+			if ev.Type != zk.EventSession || ev.State != zk.StateHasSession {
+				continue
+			}
+			once.Do(func() { close(connected) })
+			id := conn.SessionID()
+			c.mu.Lock()
+			renew := c.sessionID != 0 && id != c.sessionID && !c.closed
+			c.sessionID = id
+			paths := make([]string, 0, len(c.registered))
+			for p := range c.registered {
+				paths = append(paths, p)
+			}
+			c.mu.Unlock()
+			if renew { // NEW_SESSION_CREATED: Dubbo re-registers what it exported
+				for _, p := range paths {
+					_ = c.create(p, zk.FlagEphemeral)
+				}
+			}
+		}
+	}()
+	select {
+	case <-connected:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("no ZooKeeper session on %s within 20s", addr)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// Close ends the session: its ephemeral nodes vanish, as when a provider stops.
+func (c *Client) Close() {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	c.Conn.Close()
+}
+
+func (c *Client) ensure(path string) error {
+	parts := strings.Split(strings.Trim(path, "/"), "/")
+	cur := ""
+	for _, p := range parts {
+		cur += "/" + p
+		_, err := c.Conn.Create(cur, nil, 0, zk.WorldACL(zk.PermAll))
+		if err != nil && !errors.Is(err, zk.ErrNodeExists) {
+			return fmt.Errorf("create %s: %v", cur, err)
+		}
+	}
+	return nil
+}
+
+func (c *Client) create(path string, flags int32) error {
+	dir := path[:strings.LastIndexByte(path, '/')]
+	if err := c.ensure(dir); err != nil {
+		return err
+	}
+	_, err := c.Conn.Create(path, nil, flags, zk.WorldACL(zk.PermAll))
+	if errors.Is(err, zk.ErrNodeExists) {
+		return nil
+	}
+	return err
+}
+
+// NodePath is where Dubbo registers a URL for an interface: /dubbo/<iface>/<category>/<encoded>.
+func NodePath(root, iface, category, rawURL string) string {
+	return fmt.Sprintf("%s/%s/%s/%s", root, JavaURLEncode(iface), category, JavaURLEncode(rawURL))
+}
+
+// Register registers a provider URL as Dubbo does (ephemeral; dynamic=false makes it
+// persistent) and returns the node path.
+func (c *Client) Register(t testing.TB, iface, rawURL string) string {
+	t.Helper()
+	p := NodePath("/dubbo", iface, "providers", rawURL)
+	flags := int32(zk.FlagEphemeral)
+	if strings.Contains(rawURL, "dynamic=false") {
+		flags = 0
+	}
+	if err := c.create(p, flags); err != nil {
+		t.Fatalf("register %s: %v", rawURL, err)
+	}
+	if flags == zk.FlagEphemeral {
+		c.mu.Lock()
+		c.registered[p] = true
+		c.mu.Unlock()
+	}
+	return p
+}
+
+// CreateRaw creates an arbitrary persistent node (junk, consumers, ...).
+func (c *Client) CreateRaw(t testing.TB, path string) {
+	t.Helper()
+	if err := c.create(path, 0); err != nil {
+		t.Fatalf("create %s: %v", path, err)
+	}
+}
+
+// Unregister deletes a node, as Dubbo's unexport does.
+func (c *Client) Unregister(t testing.TB, path string) {
+	t.Helper()
+	c.mu.Lock()
+	delete(c.registered, path)
+	c.mu.Unlock()
+	if err := c.Conn.Delete(path, -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
+		t.Fatalf("delete %s: %v", path, err)
+	}
+}
