@@ -99,9 +99,8 @@ func Parse(node string) (*URL, error) {
 	if len(node) > MaxNodeNameLength {
 		return nil, reject(ReasonTooLong, "node name is %d bytes, more than %d", len(node), MaxNodeNameLength)
 	}
-	// Java's URLEncoder: '+' is a space, %XX are UTF-8 bytes. A decoded URL that still
-	// holds '%' escapes keeps them (parameter values are decoded once more below only if
-	// Dubbo double-encoded them, which it does not).
+	// Java's URLEncoder: '+' is a space, %XX are UTF-8 bytes; decoded once, as Slime and
+	// Dubbo's own registry do.
 	raw, err := url.QueryUnescape(node)
 	if err != nil {
 		return nil, reject(ReasonEncoding, "cannot URL-decode node name: %v", err)
@@ -128,6 +127,31 @@ func Parse(node string) (*URL, error) {
 	if i := strings.LastIndexByte(hostport, '@'); i >= 0 {
 		hostport = hostport[i+1:]
 	}
+	path, query, _ := strings.Cut(pathQuery, "?")
+	u.Path = strings.TrimPrefix(path, "/")
+	if query != "" {
+		for _, kv := range strings.Split(query, "&") {
+			if kv == "" {
+				continue
+			}
+			k, v, _ := strings.Cut(kv, "=")
+			if k == "" {
+				return nil, reject(ReasonParameter, "parameter with an empty name")
+			}
+			u.Params[k] = v
+		}
+	}
+	switch side := u.Params["side"]; side {
+	case "", "provider":
+	default:
+		return nil, reject(ReasonConsumer, "side=%s under providers", truncate(side))
+	}
+	if c := u.Params["category"]; c != "" && c != "providers" {
+		return nil, reject(ReasonConsumer, "category=%s under providers", truncate(c))
+	}
+	if u.Protocol == "consumer" {
+		return nil, reject(ReasonConsumer, "consumer:// URL under providers")
+	}
 	host, portStr, err := net.SplitHostPort(hostport)
 	if err != nil {
 		if !strings.Contains(hostport, ":") {
@@ -149,34 +173,12 @@ func Parse(node string) (*URL, error) {
 	}
 	u.Port = uint32(port)
 
-	path, query, _ := strings.Cut(pathQuery, "?")
-	u.Path = strings.TrimPrefix(path, "/")
-	if query != "" {
-		for _, kv := range strings.Split(query, "&") {
-			if kv == "" {
-				continue
-			}
-			k, v, _ := strings.Cut(kv, "=")
-			if k == "" {
-				return nil, reject(ReasonParameter, "parameter with an empty name")
-			}
-			u.Params[k] = v
-		}
-	}
 	iface := u.Interface()
 	if iface == "" {
 		return nil, reject(ReasonInterface, "no interface (neither path nor interface parameter)")
 	}
 	if !ValidInterface(iface) {
 		return nil, reject(ReasonInterface, "interface %q is not a service name", truncate(iface))
-	}
-	switch side := u.Params["side"]; side {
-	case "", "provider":
-	default:
-		return nil, reject(ReasonConsumer, "side=%s under providers", truncate(side))
-	}
-	if c := u.Params["category"]; c != "" && c != "providers" {
-		return nil, reject(ReasonConsumer, "category=%s under providers", truncate(c))
 	}
 	return u, nil
 }

@@ -45,10 +45,10 @@ func TestProvidersBecomeServicesWithTheirOwnPorts(t *testing.T) {
 	e.waitSynced(t, 20*time.Second)
 
 	// Initial list: caches filled, nothing pushed.
-	if n := e.rec.count("eds "); n != 0 {
+	if n := e.rec.Count("eds "); n != 0 {
 		t.Fatalf("%d EDS pushes before sync, want 0 (cache only)", n)
 	}
-	if n := e.rec.count("full "); n != 0 {
+	if n := e.rec.Count("full "); n != 0 {
 		t.Fatalf("%d full pushes before sync, want 0", n)
 	}
 	svc := e.ctl.GetService(demoHost)
@@ -68,7 +68,7 @@ func TestProvidersBecomeServicesWithTheirOwnPorts(t *testing.T) {
 		t.Fatalf("a consumer-only interface became a service")
 	}
 	eventually(t, time.Second, wantAddrs(e.rec, demoHost, "10.0.0.1:20880", "10.0.0.1:20890"))
-	eps := e.rec.endpoints[demoHost]
+	eps := e.rec.Last(demoHost)
 	byPort := map[uint32]*model.IstioEndpoint{}
 	for _, ep := range eps {
 		byPort[ep.EndpointPort] = ep
@@ -101,10 +101,10 @@ func TestProvidersBecomeServicesWithTheirOwnPorts(t *testing.T) {
 	app.Unregister(t, v2)
 	eventually(t, time.Second, wantAddrs(e.rec, demoHost, "10.0.0.1:20880"))
 	t.Logf("removal reached the registry in %v", time.Since(start))
-	if n := e.rec.count("eds " + demoHost); n != 1 {
+	if n := e.rec.Count("eds " + demoHost); n != 1 {
 		t.Fatalf("%d EDS updates for the removal, want 1", n)
 	}
-	if n := e.rec.count("full "); n != 0 {
+	if n := e.rec.Count("full "); n != 0 {
 		t.Fatalf("provider churn caused %d full pushes", n)
 	}
 
@@ -112,7 +112,7 @@ func TestProvidersBecomeServicesWithTheirOwnPorts(t *testing.T) {
 	other := "org.apache.dubbo.samples.Greeter$Inner"
 	app.Register(t, other, zkt.ProviderURL("10.0.0.2", 20881, other, nil))
 	eventually(t, 2*time.Second, wantAddrs(e.rec, "org.apache.dubbo.samples.greeter-inner", "10.0.0.2:20881"))
-	if n := e.rec.count("full org.apache.dubbo.samples.greeter-inner"); n != 1 {
+	if n := e.rec.Count("full org.apache.dubbo.samples.greeter-inner"); n != 1 {
 		t.Fatalf("new interface caused %d full pushes, want 1", n)
 	}
 
@@ -143,6 +143,7 @@ func TestBadInputNeverPoisons(t *testing.T) {
 		"missing interface":   zkt.JavaURLEncode("dubbo://10.0.0.1:20880/?side=provider"),
 		"garbage encoding":    "dubbo%3A%2F%2F10.0.0.1%3A2%zz",
 		"10000 chars":         strings.Repeat("x", 10000),
+		"20000 chars":         "dubbo%3A%2F%2F" + strings.Repeat("x", 20000),
 		"consumer url":        zkt.JavaURLEncode("consumer://10.0.0.7/" + demoIface + "?side=consumer&category=consumers"),
 		"other interface":     zkt.JavaURLEncode(zkt.ProviderURL("10.0.0.8", 20880, "com.evil.Other", nil)),
 		"triple protocol":     zkt.JavaURLEncode(strings.Replace(zkt.ProviderURL("10.0.0.9", 50051, demoIface, nil), "dubbo://", "tri://", 1)),
@@ -162,7 +163,7 @@ func TestBadInputNeverPoisons(t *testing.T) {
 	e.waitSynced(t, 20*time.Second)
 	// The good provider and the one with a bad weight (default weight) are served.
 	eventually(t, 2*time.Second, wantAddrs(e.rec, demoHost, "10.0.0.1:20880", "10.0.0.10:20880"))
-	for _, ep := range e.rec.endpoints[demoHost] {
+	for _, ep := range e.rec.Last(demoHost) {
 		if ep.LbWeight != 100 {
 			t.Fatalf("endpoint %s weight %d, want the default 100", ep.FirstAddressOrNil(), ep.LbWeight)
 		}
@@ -224,7 +225,7 @@ func TestZooKeeperDownKeepsEndpoints(t *testing.T) {
 	zs.Restart(t)
 	app.Register(t, demoIface, zkt.ProviderURL("10.0.0.3", 20880, demoIface, nil))
 	eventually(t, 20*time.Second, wantAddrs(e.rec, demoHost, "10.0.0.1:20880", "10.0.0.2:20880", "10.0.0.3:20880"))
-	if m := e.rec.min(demoHost); m < 2 {
+	if m := e.rec.Min(demoHost); m < 2 {
 		t.Fatalf("endpoints dropped to %d during the outage", m)
 	}
 }
@@ -263,14 +264,14 @@ func TestLostSessionNeverWipesEndpoints(t *testing.T) {
 		return nil
 	})
 	time.Sleep(500 * time.Millisecond)
-	if m := e.rec.min(demoHost); m < 3 {
+	if m := e.rec.Min(demoHost); m < 3 {
 		t.Fatalf("endpoints dropped to %d after the session loss, within the grace", m)
 	}
 	// The providers' link heals: "stays" re-registers on its new session.
 	providerLink.Heal()
 	// After the grace, only the provider that did not come back is removed.
 	eventually(t, 15*time.Second, wantAddrs(e.rec, demoHost, "10.0.0.1:20880", "10.0.0.3:20880"))
-	if m := e.rec.min(demoHost); m < 2 {
+	if m := e.rec.Min(demoHost); m < 2 {
 		t.Fatalf("endpoints dropped to %d", m)
 	}
 }
@@ -290,7 +291,7 @@ func TestUnreachableRegistryDoesNotBlockReadiness(t *testing.T) {
 	app := zkt.Connect(t, zs.Addr, 10*time.Second)
 	app.Register(t, demoIface, zkt.ProviderURL("10.0.0.1", 20880, demoIface, nil))
 	eventually(t, 30*time.Second, wantAddrs(e.rec, demoHost, "10.0.0.1:20880"))
-	if n := e.rec.count("full " + demoHost); n != 1 {
+	if n := e.rec.Count("full " + demoHost); n != 1 {
 		t.Fatalf("%d full pushes for the late service, want 1", n)
 	}
 }
@@ -312,7 +313,7 @@ func TestRegistriesMergePerInterface(t *testing.T) {
 		t.Fatalf("%d services, want 1 merged", n)
 	}
 	reg := map[string]string{}
-	for _, ep := range e.rec.endpoints[demoHost] {
+	for _, ep := range e.rec.Last(demoHost) {
 		reg[ep.FirstAddressOrNil()] = ep.Labels["registry"]
 	}
 	if reg["10.0.0.1"] != "east" || reg["10.0.0.2"] != "east" || reg["10.0.0.3"] != "west" {

@@ -1,0 +1,198 @@
+// Copyright dubbo-istiod authors.
+//
+// Licensed under the Apache License, Version 2.0 (the "License");
+// you may not use this file except in compliance with the License.
+// You may obtain a copy of the License at
+//
+//     http://www.apache.org/licenses/LICENSE-2.0
+//
+// Unless required by applicable law or agreed to in writing, software
+// distributed under the License is distributed on an "AS IS" BASIS,
+// WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+// See the License for the specific language governing permissions and
+// limitations under the License.
+
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+
+	"github.com/dubbo-istiod/dubbo-istiod/pkg/adsclient"
+	"github.com/dubbo-istiod/dubbo-istiod/tests/framework/pilot"
+	"github.com/dubbo-istiod/dubbo-istiod/tests/framework/zk"
+)
+
+const versionSubsets = `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: demo
+  namespace: dubbo
+spec:
+  host: com.example.demoservice
+  subsets:
+  - name: v1
+    labels:
+      version: 1.0.0
+  - name: v2
+    labels:
+      version: 2.0.0
+`
+
+const (
+	demoIface   = "com.example.DemoService"
+	mainCluster = "outbound|20880||com.example.demoservice"
+	v1Cluster   = "outbound|20880|v1|com.example.demoservice"
+	v2Cluster   = "outbound|20880|v2|com.example.demoservice"
+)
+
+func loadAssignments(r *discovery.DiscoveryResponse) (map[string][]string, error) {
+	las, err := adsclient.Decode[endpoint.ClusterLoadAssignment](r)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]string{}
+	for _, la := range las {
+		out[la.ClusterName] = endpointAddrs(la)
+	}
+	return out, nil
+}
+
+func wantEndpoints(want map[string]string) func(*discovery.DiscoveryResponse) error {
+	return func(r *discovery.DiscoveryResponse) error {
+		got, err := loadAssignments(r)
+		if err != nil {
+			return err
+		}
+		for c, w := range want {
+			if g := strings.Join(got[c], ","); g != w {
+				return fmt.Errorf("%s: endpoints %q, want %q", c, g, w)
+			}
+		}
+		return nil
+	}
+}
+
+// TestZooKeeperProvidersServedOverXDS is the registry issue's "done when": two providers
+// of one interface on one IP with their own ports, version subsets, and a provider that
+// stops reaching a connected ADS client as an EDS update.
+func TestZooKeeperProvidersServedOverXDS(t *testing.T) {
+	zs := zk.Start(t)
+	v1 := zk.Connect(t, zs.Addr, 10*time.Second)
+	v1.Register(t, demoIface, zk.ProviderURL("10.0.0.1", 20880, demoIface, map[string]string{"version": "1.0.0"}))
+	v2 := zk.Connect(t, zs.Addr, 10*time.Second)
+	v2.Register(t, demoIface, zk.ProviderURL("10.0.0.1", 20890, demoIface, map[string]string{"version": "2.0.0"}))
+
+	p := pilot.Start(t, pilot.Options{
+		ConfigDir: writeConfig(t, map[string]string{"dr.yaml": versionSubsets}),
+		Args:      []string{"--dubboRegistry=zookeeper://" + zs.Addr + "?name=zk-e2e"},
+	})
+	p.WaitReady(t, 60*time.Second)
+
+	c, err := adsclient.Dial(p.GRPCAddr, envoySidecar())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Watch(adsclient.ClusterType); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.AwaitTimeout(30*time.Second, adsclient.ClusterType, func(r *discovery.DiscoveryResponse) error {
+		clusters, err := adsclient.Decode[cluster.Cluster](r)
+		if err != nil {
+			return err
+		}
+		have := map[string]bool{}
+		for _, cl := range clusters {
+			have[cl.Name] = cl.GetType() == cluster.Cluster_EDS
+		}
+		for _, n := range []string{mainCluster, v1Cluster, v2Cluster} {
+			if !have[n] {
+				return fmt.Errorf("no EDS cluster %s", n)
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Watch(adsclient.EndpointType, mainCluster, v1Cluster, v2Cluster); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.AwaitTimeout(30*time.Second, adsclient.EndpointType, wantEndpoints(map[string]string{
+		mainCluster: "10.0.0.1:20880,10.0.0.1:20890",
+		v1Cluster:   "10.0.0.1:20880",
+		v2Cluster:   "10.0.0.1:20890",
+	})); err != nil {
+		t.Fatal(err)
+	}
+
+	// /debug/dubboz shows both instances with their ports and labels.
+	var view struct {
+		Registries []struct {
+			Name      string `json:"name"`
+			Connected bool   `json:"connected"`
+		} `json:"registries"`
+		Interfaces []struct {
+			Interface string `json:"interface"`
+			Hostname  string `json:"hostname"`
+			Instances []struct {
+				Port   int               `json:"port"`
+				Labels map[string]string `json:"labels"`
+			} `json:"instances"`
+		} `json:"interfaces"`
+	}
+	if err := json.Unmarshal(p.Debug(t, "/debug/dubboz"), &view); err != nil {
+		t.Fatal(err)
+	}
+	if len(view.Registries) != 1 || view.Registries[0].Name != "zk-e2e" || !view.Registries[0].Connected {
+		t.Fatalf("dubboz registries %+v", view.Registries)
+	}
+	if len(view.Interfaces) != 1 || view.Interfaces[0].Interface != demoIface || len(view.Interfaces[0].Instances) != 2 {
+		t.Fatalf("dubboz interfaces %+v", view.Interfaces)
+	}
+	// ... on the HTTP port too, as istiod's other debug endpoints.
+	if code, _, err := p.Get("http://" + p.HTTPAddr + "/debug/dubboz"); err != nil || code != 200 {
+		t.Fatalf("/debug/dubboz on the HTTP port: %d %v", code, err)
+	}
+	// Metrics on the monitoring port.
+	metrics := string(p.Debug(t, "/metrics"))
+	for _, re := range []string{
+		`dubbo_registry_connected\{registry="zk-e2e"\} 1`,
+		`dubbo_registry_providers\{registry="zk-e2e"\} 2`,
+		`dubbo_endpoints 2`,
+	} {
+		if !regexp.MustCompile(re).MatchString(metrics) {
+			t.Errorf("/metrics has no %s", re)
+		}
+	}
+
+	// The v2 provider stops (its session closes, its ephemeral node goes): only its
+	// endpoint leaves, as an incremental EDS update; no CDS push.
+	cdsBefore := c.Responses(adsclient.ClusterType)
+	start := time.Now()
+	v2.Close()
+	if _, err := c.AwaitTimeout(5*time.Second, adsclient.EndpointType, wantEndpoints(map[string]string{
+		mainCluster: "10.0.0.1:20880",
+		v1Cluster:   "10.0.0.1:20880",
+		v2Cluster:   "",
+	})); err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	t.Logf("provider removal reached the ADS client in %v", took)
+	if took > time.Second {
+		t.Errorf("provider removal took %v to reach the client, want under 1s", took)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if n := c.Responses(adsclient.ClusterType); n != cdsBefore {
+		t.Errorf("provider churn caused %d CDS pushes, want none (EDS only)", n-cdsBefore)
+	}
+}
