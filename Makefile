@@ -66,8 +66,11 @@ test: patches-check test-unit test-e2e test-upstream
 demo:
 	@echo "make demo is coming with the demo issue; see README.md" >&2; exit 1
 
-bench:
-	@echo "make bench is coming with the benchmarks issue; see README.md" >&2; exit 1
+# Benchmarks against real components (ZooKeeper, the built binary, ADS clients).
+BENCH ?= .
+BENCH_TIME ?= 1x
+bench: build
+	PILOT_DISCOVERY_BIN=$(CURDIR)/$(BIN) $(GO) test -run '^$$' -bench '$(BENCH)' -benchtime=$(BENCH_TIME) -timeout 30m ./tests/bench/...
 
 clean:
 	rm -rf out go.work go.work.sum

@@ -197,3 +197,35 @@ func endpointAddrs(la *endpoint.ClusterLoadAssignment) []string {
 	sort.Strings(out)
 	return out
 }
+
+// TestStandaloneWithoutAnyConfigSource: no Kubernetes and no config source at all (a VM
+// that only reads a Dubbo registry). Upstream panicked on the nil config store.
+func TestStandaloneWithoutAnyConfigSource(t *testing.T) {
+	p := pilot.Start(t, pilot.Options{})
+	p.WaitReady(t, 60*time.Second)
+	c, err := adsclient.Dial(p.GRPCAddr, envoySidecar())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Watch(adsclient.ClusterType); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.AwaitTimeout(30*time.Second, adsclient.ClusterType, func(r *discovery.DiscoveryResponse) error {
+		clusters, err := adsclient.Decode[cluster.Cluster](r)
+		if err != nil {
+			return err
+		}
+		for _, cl := range clusters {
+			if cl.Name == "PassthroughCluster" {
+				return nil
+			}
+		}
+		return fmt.Errorf("no PassthroughCluster among %d clusters", len(clusters))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(p.Log(), "no Kubernetes and no config source") {
+		t.Errorf("no warning about the missing config source in the log")
+	}
+}

@@ -138,7 +138,7 @@ func Start(t testing.TB, o Options) *Instance {
 	t.Cleanup(func() {
 		i.Stop()
 		if t.Failed() {
-			t.Logf("pilot-discovery log (%s), last lines:\n%s", i.LogPath, tail(i.LogPath, 60))
+			t.Logf("pilot-discovery log (%s), last lines:\n%s", i.LogPath, tailFrom(i.LogPath, 60))
 		}
 	})
 	return i
@@ -157,6 +157,9 @@ func (i *Instance) Stop() {
 		<-i.done
 	}
 }
+
+// PID is the process ID.
+func (i *Instance) PID() int { return i.cmd.Process.Pid }
 
 // Exited reports whether the process has exited, with its error.
 func (i *Instance) Exited() (bool, error) {
@@ -226,4 +229,20 @@ func tail(path string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.TrimSpace(string(bytes.Join(lines, []byte("\n"))))
+}
+
+// tailFrom returns the last n lines, or from the first panic when there is one.
+func tailFrom(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	if i := bytes.Index(b, []byte("\npanic: ")); i >= 0 {
+		b = b[i:]
+		if len(b) > 8000 {
+			b = b[:8000]
+		}
+		return string(b)
+	}
+	return tail(path, n)
 }

@@ -71,9 +71,11 @@ type Controller struct {
 	// mu guards the read side used by istiod's push path.
 	mu          sync.RWMutex
 	services    map[host.Name]*model.Service
-	serviceList []*model.Service
+	serviceList []*model.Service // sorted; nil when it must be rebuilt
 	interfaces  map[host.Name]string
 	targetsByIP map[string]map[host.Name][]model.ServiceTarget
+
+	endpointTotal int // guarded by updateMu
 
 	synced       atomic.Bool
 	syncDeadline atomic.Pointer[time.Time]
@@ -94,6 +96,8 @@ type source struct {
 	disconnects  int
 	description  string
 	interfaceCnt int
+	nodeCnt      int // provider nodes listed, over all interfaces
+	heldCnt      int // removals held during a reconnect grace
 }
 
 // node is one provider node as listed, decoded once.
@@ -311,8 +315,7 @@ func (c *Controller) SetProviders(src, iface string, names []string, observed ti
 			}
 		}
 	}
-	st.nodes[src], st.held[src] = cur, held
-	c.recordProviders(s)
+	c.setNodes(s, st, cur, held)
 	c.publish(st, observed)
 }
 
@@ -329,13 +332,13 @@ func (c *Controller) RemoveInterface(src, iface string, observed time.Time) {
 	delete(st.present, src)
 	s.interfaceCnt--
 	interfacesGauge.With(registryTag.Value(src)).Record(float64(s.interfaceCnt))
+	held := st.held[src]
 	if c.now().Before(s.graceUntil) {
 		for n, o := range st.nodes[src] {
-			st.held[src] = setNode(st.held[src], n, o)
+			held = setNode(held, n, o)
 		}
 	}
-	delete(st.nodes, src)
-	c.recordProviders(s)
+	c.setNodes(s, st, nil, held)
 	c.publish(st, observed)
 }
 
@@ -362,24 +365,32 @@ func (c *Controller) endGrace(src string) {
 			continue
 		}
 		n += len(st.held[src])
-		delete(st.held, src)
+		c.setNodes(s, st, st.nodes[src], nil)
 		c.publish(st, c.now())
 	}
 	recordEvent(src, "grace_expired")
 	if n > 0 {
 		scope.Infof("registry %s: reconnect grace over; applied %d provider removals that did not come back", src, n)
 	}
-	c.recordProviders(s)
 }
 
-func (c *Controller) recordProviders(s *source) {
-	total, held := 0, 0
-	for _, st := range c.ifaces {
-		total += len(st.nodes[s.name])
-		held += len(st.held[s.name])
+// setNodes replaces a source's nodes and held removals for an interface, keeping the
+// source's counters (no walk over every interface per change).
+func (c *Controller) setNodes(s *source, st *ifaceState, nodes, held map[string]*node) {
+	s.nodeCnt += len(nodes) - len(st.nodes[s.name])
+	s.heldCnt += len(held) - len(st.held[s.name])
+	if nodes == nil {
+		delete(st.nodes, s.name)
+	} else {
+		st.nodes[s.name] = nodes
 	}
-	providersGauge.With(registryTag.Value(s.name)).Record(float64(total))
-	heldGauge.With(registryTag.Value(s.name)).Record(float64(held))
+	if held == nil {
+		delete(st.held, s.name)
+	} else {
+		st.held[s.name] = held
+	}
+	providersGauge.With(registryTag.Value(s.name)).Record(float64(s.nodeCnt))
+	heldGauge.With(registryTag.Value(s.name)).Record(float64(s.heldCnt))
 }
 
 // decode parses a node once; rejections are logged (rate-limited) and counted here,
@@ -509,7 +520,7 @@ func (c *Controller) publish(st *ifaceState, observed time.Time) {
 		c.owners[hostname] = st.iface
 		st.svc = c.newService(st)
 		c.setService(st, st.svc)
-		st.eps = eps
+		c.setEndpoints(st, eps)
 		c.updateTargets(st, nil, eps)
 		c.xds.EDSCacheUpdate(c.shard, string(hostname), ns, eps)
 		if synced {
@@ -522,6 +533,7 @@ func (c *Controller) publish(st *ifaceState, observed time.Time) {
 		// No registry lists the interface any more: the service goes.
 		svc := st.svc
 		c.updateTargets(st, st.eps, nil)
+		c.setEndpoints(st, nil)
 		c.setService(st, nil)
 		delete(c.owners, hostname)
 		delete(c.ifaces, st.iface)
@@ -540,7 +552,7 @@ func (c *Controller) publish(st *ifaceState, observed time.Time) {
 		}
 	case !sameEndpoints(st.eps, eps):
 		prev := st.eps
-		st.eps = eps
+		c.setEndpoints(st, eps)
 		c.updateTargets(st, prev, eps)
 		if synced {
 			c.xds.EDSUpdate(c.shard, string(hostname), ns, eps)
@@ -550,7 +562,6 @@ func (c *Controller) publish(st *ifaceState, observed time.Time) {
 		}
 		scope.Debugf("service %s: %d endpoints", hostname, len(eps))
 	}
-	c.recordTotals()
 }
 
 func (c *Controller) rejectInterface(st *ifaceState, msg string) {
@@ -620,12 +631,8 @@ func (c *Controller) setService(st *ifaceState, svc *model.Service) {
 		c.services[st.hostname] = svc
 		c.interfaces[st.hostname] = st.iface
 	}
-	list := make([]*model.Service, 0, len(c.services))
-	for _, s := range c.services {
-		list = append(list, s)
-	}
-	sort.Slice(list, func(i, j int) bool { return list[i].Hostname < list[j].Hostname })
-	c.serviceList = list
+	c.serviceList = nil // rebuilt on the next Services() call, not per change
+	servicesGauge.Record(float64(len(c.services)))
 }
 
 // updateTargets maintains the IP -> service targets index used for the providers' own
@@ -690,16 +697,11 @@ func portsByIP(eps []*model.IstioEndpoint) map[string]string {
 	return out
 }
 
-func (c *Controller) recordTotals() {
-	c.mu.RLock()
-	n := len(c.services)
-	c.mu.RUnlock()
-	eps := 0
-	for _, st := range c.ifaces {
-		eps += len(st.eps)
-	}
-	servicesGauge.Record(float64(n))
-	endpointsGauge.Record(float64(eps))
+// setEndpoints records an interface's published endpoints and keeps the total.
+func (c *Controller) setEndpoints(st *ifaceState, eps []*model.IstioEndpoint) {
+	c.endpointTotal += len(eps) - len(st.eps)
+	st.eps = eps
+	endpointsGauge.Record(float64(c.endpointTotal))
 }
 
 func sortedStates(m map[string]*ifaceState) []*ifaceState {
@@ -711,11 +713,32 @@ func sortedStates(m map[string]*ifaceState) []*ifaceState {
 	return out
 }
 
-// Services implements model.ServiceDiscovery.
+// Services implements model.ServiceDiscovery. The returned slice is shared: callers
+// must not modify it (istiod does not).
 func (c *Controller) Services() []*model.Service {
 	c.mu.RLock()
-	defer c.mu.RUnlock()
+	list := c.serviceList
+	c.mu.RUnlock()
+	if list != nil || c.serviceCount() == 0 {
+		return list
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.serviceList == nil {
+		list := make([]*model.Service, 0, len(c.services))
+		for _, s := range c.services {
+			list = append(list, s)
+		}
+		sort.Slice(list, func(i, j int) bool { return list[i].Hostname < list[j].Hostname })
+		c.serviceList = list
+	}
 	return c.serviceList
+}
+
+func (c *Controller) serviceCount() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.services)
 }
 
 // GetService implements model.ServiceDiscovery.

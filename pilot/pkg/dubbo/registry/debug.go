@@ -97,10 +97,7 @@ func (c *Controller) Debug() DebugView {
 			t := s.lastEvent
 			r.LastEvent = &t
 		}
-		for _, st := range c.ifaces {
-			r.Providers += len(st.nodes[s.name])
-			r.Held += len(st.held[s.name])
-		}
+		r.Providers, r.Held = s.nodeCnt, s.heldCnt
 		v.Registries = append(v.Registries, r)
 	}
 	for _, st := range sortedStates(c.ifaces) {

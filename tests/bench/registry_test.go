@@ -1,0 +1,206 @@
+// Copyright dubbo-istiod authors.
+//
+// Licensed under the Apache License, Version 2.0 (the "License");
+// you may not use this file except in compliance with the License.
+// You may obtain a copy of the License at
+//
+//     http://www.apache.org/licenses/LICENSE-2.0
+//
+// Unless required by applicable law or agreed to in writing, software
+// distributed under the License is distributed on an "AS IS" BASIS,
+// WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+// See the License for the specific language governing permissions and
+// limitations under the License.
+
+// Package bench measures dubbo-istiod against real components: a real ZooKeeper, the
+// built pilot-discovery binary and real ADS clients. Run with `make bench`.
+package bench
+
+import (
+	"fmt"
+	"os"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+
+	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+
+	"github.com/dubbo-istiod/dubbo-istiod/pkg/adsclient"
+	"github.com/dubbo-istiod/dubbo-istiod/tests/framework/pilot"
+	zkt "github.com/dubbo-istiod/dubbo-istiod/tests/framework/zk"
+)
+
+// seed registers interfaces x providers ephemeral nodes through one session, batched.
+func seed(b *testing.B, c *zkt.Client, interfaces, providers int) {
+	b.Helper()
+	acl := zk.WorldACL(zk.PermAll)
+	var ops []any
+	flush := func() {
+		if len(ops) == 0 {
+			return
+		}
+		if _, err := c.Conn.Multi(ops...); err != nil {
+			b.Fatalf("seed: %v", err)
+		}
+		ops = ops[:0]
+	}
+	ops = append(ops, &zk.CreateRequest{Path: "/dubbo", Acl: acl})
+	flush()
+	for i := 0; i < interfaces; i++ {
+		iface := fmt.Sprintf("com.example.bench.Service%05d", i)
+		ops = append(ops,
+			&zk.CreateRequest{Path: "/dubbo/" + iface, Acl: acl},
+			&zk.CreateRequest{Path: "/dubbo/" + iface + "/providers", Acl: acl})
+		for p := 0; p < providers; p++ {
+			u := zkt.ProviderURL(fmt.Sprintf("10.%d.%d.%d", i/250, i%250, p+1), 20880+p, iface,
+				map[string]string{"version": fmt.Sprintf("%d.0.0", p%2+1)})
+			ops = append(ops, &zk.CreateRequest{Path: zkt.NodePath("/dubbo", iface, "providers", u), Acl: acl, Flags: zk.FlagEphemeral})
+		}
+		if len(ops) >= 200 {
+			flush()
+		}
+	}
+	flush()
+}
+
+func mntr(s *zkt.Server, key string) float64 {
+	m := regexp.MustCompile(`(?m)^` + key + `\s+(\d+)`).FindStringSubmatch(s.Stat())
+	if m == nil {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(m[1], 64)
+	return v
+}
+
+func rssMiB(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	m := regexp.MustCompile(`VmRSS:\s+(\d+) kB`).FindSubmatch(b)
+	if m == nil {
+		return 0
+	}
+	kb, _ := strconv.ParseFloat(string(m[1]), 64)
+	return kb / 1024
+}
+
+// BenchmarkRegistryIngest: istiod starts against a ZooKeeper holding 1,000 interfaces x
+// 10 providers; measured: time until /ready answers 200 with every service known, RSS,
+// and the ZooKeeper requests istiod made.
+//
+// DUBBO_BENCH_INTERFACES overrides the 1,000 interfaces (10,000 is the 100,000-provider case).
+func BenchmarkRegistryIngest(b *testing.B) {
+	interfaces, providers := 1000, 10
+	if n, err := strconv.Atoi(os.Getenv("DUBBO_BENCH_INTERFACES")); err == nil && n > 0 {
+		interfaces = n
+	}
+	b.Logf("%d interfaces x %d providers", interfaces, providers)
+	zs := zkt.Start(b)
+	c := zkt.Connect(b, zs.Addr, 30*time.Second)
+	seed(b, c, interfaces, providers)
+	b.ResetTimer()
+	var ready, rss, reqs float64
+	for i := 0; i < b.N; i++ {
+		before := mntr(zs, "zk_packets_received")
+		start := time.Now()
+		p := pilot.Start(b, pilot.Options{
+			Args: []string{"--dubboRegistry=zookeeper://" + zs.Addr + "?name=bench", "--dubboSyncTimeout=60s"},
+			Env:  []string{"PILOT_DEBOUNCE_AFTER=100ms", "PILOT_DEBOUNCE_MAX=10s"},
+		})
+		p.WaitReady(b, 120*time.Second)
+		ready += time.Since(start).Seconds()
+		body := string(p.Debug(b, "/metrics"))
+		if !strings.Contains(body, fmt.Sprintf("dubbo_endpoints %d", interfaces*providers)) {
+			b.Fatalf("ready before all %d endpoints were known", interfaces*providers)
+		}
+		time.Sleep(time.Second) // let the first push settle before reading RSS
+		rss += rssMiB(p.PID())
+		reqs += mntr(zs, "zk_packets_received") - before
+		p.Stop()
+	}
+	b.ReportMetric(ready/float64(b.N), "s-to-ready")
+	b.ReportMetric(rss/float64(b.N), "MiB-rss")
+	b.ReportMetric(reqs/float64(b.N), "zk-requests")
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkProviderChangeToEDS: a provider registers or leaves in ZooKeeper; measured:
+// time until a connected ADS client receives the EDS update, with istiod's default
+// debounce (PILOT_DEBOUNCE_AFTER=100ms).
+func BenchmarkProviderChangeToEDS(b *testing.B) {
+	zs := zkt.Start(b)
+	c := zkt.Connect(b, zs.Addr, 30*time.Second)
+	seed(b, c, 100, 10)
+	p := pilot.Start(b, pilot.Options{
+		Args: []string{"--dubboRegistry=zookeeper://" + zs.Addr + "?name=bench"},
+		Env:  []string{"PILOT_DEBOUNCE_AFTER=100ms", "PILOT_DEBOUNCE_MAX=10s"},
+	})
+	p.WaitReady(b, 60*time.Second)
+	const iface = "com.example.bench.Service00007"
+	const cl = "outbound|20880||com.example.bench.service00007"
+	ads, err := adsclient.Dial(p.GRPCAddr, adsclient.Node{IP: "10.200.0.1", Name: "consumer", Namespace: "default"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ads.Close()
+	if err := ads.Watch(adsclient.ClusterType); err != nil {
+		b.Fatal(err)
+	}
+	if err := ads.Watch(adsclient.EndpointType, cl); err != nil {
+		b.Fatal(err)
+	}
+	count := func(n int) func(*discovery.DiscoveryResponse) error {
+		return func(r *discovery.DiscoveryResponse) error {
+			las, err := adsclient.Decode[endpoint.ClusterLoadAssignment](r)
+			if err != nil {
+				return err
+			}
+			for _, la := range las {
+				if la.ClusterName == cl {
+					got := 0
+					for _, le := range la.Endpoints {
+						got += len(le.LbEndpoints)
+					}
+					if got == n {
+						return nil
+					}
+					return fmt.Errorf("%d endpoints, want %d", got, n)
+				}
+			}
+			return fmt.Errorf("no %s", cl)
+		}
+	}
+	if _, err := ads.AwaitTimeout(30*time.Second, adsclient.EndpointType, count(10)); err != nil {
+		b.Fatal(err)
+	}
+	var lat []time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		u := zkt.ProviderURL("10.250.0.1", 30000+i%1000, iface, nil)
+		start := time.Now()
+		path := c.Register(b, iface, u)
+		if _, err := ads.AwaitTimeout(10*time.Second, adsclient.EndpointType, count(11)); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(start))
+		start = time.Now()
+		c.Unregister(b, path)
+		if _, err := ads.AwaitTimeout(10*time.Second, adsclient.EndpointType, count(10)); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(start))
+	}
+	b.StopTimer()
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	pct := func(q float64) float64 { return float64(lat[int(q*float64(len(lat)-1))].Microseconds()) / 1000 }
+	b.ReportMetric(pct(0.5), "ms-p50")
+	b.ReportMetric(pct(0.99), "ms-p99")
+	b.ReportMetric(pct(1), "ms-max")
+}
