@@ -32,6 +32,7 @@ import (
 	"istio.io/istio/pkg/log"
 	"istio.io/istio/pkg/version"
 
+	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/mosn"
 	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/registry"
 	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/zookeeper"
 )
@@ -58,6 +59,12 @@ var (
 		"Longest wait for the initial provider lists before istiod becomes ready anyway. Same as --dubboSyncTimeout.").Get()
 	reconnectGraceEnv = env.Register("PILOT_DUBBO_RECONNECT_GRACE", 30*time.Second,
 		"How long provider removals are held after a registry comes back with a new session. Same as --dubboReconnectGrace.").Get()
+	outboundPortEnv = env.Register("PILOT_DUBBO_OUTBOUND_PORT", 20881,
+		"Default port of MOSN's egress_dubbo listener on 127.0.0.1 (node metadata DUBBO_OUTBOUND_PORT overrides). Same as --dubboOutboundPort.").Get()
+	inboundPortEnv = env.Register("PILOT_DUBBO_INBOUND_PORT", 20882,
+		"Default port of MOSN's ingress_dubbo listener (node metadata DUBBO_INBOUND_PORT overrides). Same as --dubboInboundPort.").Get()
+	appPortEnv = env.Register("PILOT_DUBBO_APP_PORT", 20880,
+		"Default port of the provider app behind ingress_dubbo (node metadata DUBBO_APP_PORT overrides). Same as --dubboAppPort.").Get()
 )
 
 // Flags of the Dubbo extensions (documented in docs/reference/flags.md).
@@ -70,6 +77,7 @@ type Flags struct {
 	EmptyProtection bool
 	SyncTimeout     time.Duration
 	ReconnectGrace  time.Duration
+	MOSN            mosn.Options
 }
 
 var flags = &Flags{}
@@ -99,6 +107,12 @@ func addFlags(c *cobra.Command) {
 		"Longest wait for the Dubbo registries' initial lists before istiod becomes ready anyway [env PILOT_DUBBO_SYNC_TIMEOUT]")
 	f.DurationVar(&flags.ReconnectGrace, "dubboReconnectGrace", reconnectGraceEnv,
 		"How long provider removals are held after a registry returns with a new session, while providers re-register [env PILOT_DUBBO_RECONNECT_GRACE]")
+	f.Uint32Var(&flags.MOSN.OutboundPort, "dubboOutboundPort", uint32(outboundPortEnv),
+		"MOSN sidecars: port of the egress_dubbo listener on 127.0.0.1 that consumer apps call (node metadata DUBBO_OUTBOUND_PORT overrides) [env PILOT_DUBBO_OUTBOUND_PORT]")
+	f.Uint32Var(&flags.MOSN.InboundPort, "dubboInboundPort", uint32(inboundPortEnv),
+		"MOSN sidecars: port of the ingress_dubbo listener on 0.0.0.0 for providers (node metadata DUBBO_INBOUND_PORT overrides) [env PILOT_DUBBO_INBOUND_PORT]")
+	f.Uint32Var(&flags.MOSN.AppPort, "dubboAppPort", uint32(appPortEnv),
+		"MOSN sidecars: port of the provider app on 127.0.0.1 behind ingress_dubbo (node metadata DUBBO_APP_PORT overrides) [env PILOT_DUBBO_APP_PORT]")
 }
 
 func splitComma(s string) []string {
@@ -114,18 +128,31 @@ func splitComma(s string) []string {
 // start runs right after bootstrap.NewServer, before the server starts.
 func start(s *bootstrap.Server, args *bootstrap.PilotArgs, stop <-chan struct{}) error {
 	Scope.Infof("dubbo-istiod %s extensions loaded", version.Info.Version)
-	if len(flags.Registries) == 0 {
-		return nil
+	for _, p := range []uint32{flags.MOSN.OutboundPort, flags.MOSN.InboundPort, flags.MOSN.AppPort} {
+		if p == 0 || p > 65535 {
+			return fmt.Errorf("dubbo MOSN ports must be in 1..65535, got %d", p)
+		}
 	}
-	ctl, watchers, err := NewRegistry(*flags, args.RegistryOptions.KubeOptions.ClusterID, s.XDSServer)
-	if err != nil {
+	var resolve mosn.InterfaceResolver
+	if len(flags.Registries) > 0 {
+		ctl, watchers, err := NewRegistry(*flags, args.RegistryOptions.KubeOptions.ClusterID, s.XDSServer)
+		if err != nil {
+			return err
+		}
+		s.ServiceController().AddRegistry(ctl)
+		s.AddDebugHandler("/debug/dubboz", "Dubbo registries, interfaces and provider instances", ctl.DebugHandler)
+		for _, w := range watchers {
+			go w.Run(stop)
+		}
+		resolve = ctl.Interface
+	}
+	// MOSN sidecars (GENERATOR=mosn) get the Dubbo listeners, routes and clusters, for
+	// registry services and for ServiceEntry/Kubernetes services with Dubbo ports alike.
+	if _, err := mosn.Register(s.XDSServer, flags.MOSN, resolve); err != nil {
 		return err
 	}
-	s.ServiceController().AddRegistry(ctl)
-	s.AddDebugHandler("/debug/dubboz", "Dubbo registries, interfaces and provider instances", ctl.DebugHandler)
-	for _, w := range watchers {
-		go w.Run(stop)
-	}
+	Scope.Infof("MOSN sidecars (GENERATOR=mosn): egress_dubbo on 127.0.0.1:%d, ingress_dubbo on :%d -> 127.0.0.1:%d by default",
+		flags.MOSN.OutboundPort, flags.MOSN.InboundPort, flags.MOSN.AppPort)
 	return nil
 }
 

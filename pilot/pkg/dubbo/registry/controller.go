@@ -214,6 +214,10 @@ func (c *Controller) checkSyncedLocked() bool {
 		scope.Warnf("Dubbo registries %v have not delivered their providers within %v; istiod becomes ready without them and keeps trying",
 			waiting, c.opts.SyncTimeout)
 	}
+	// The initial lists went to the caches only. One update for all of them, queued
+	// before istiod sees us synced: istiod waits until every update queued by then is in
+	// its push context before it becomes ready, so the first push has every service.
+	c.xds.ConfigUpdate(&model.PushRequest{Forced: true, Reason: model.NewReasonStats(model.ServiceUpdate)})
 	c.synced.Store(true)
 	return true
 }

@@ -51,6 +51,9 @@ func TestProvidersBecomeServicesWithTheirOwnPorts(t *testing.T) {
 	if n := e.rec.Count("full "); n != 0 {
 		t.Fatalf("%d full pushes before sync, want 0", n)
 	}
+	if n := e.rec.Count("config"); n != 1 {
+		t.Fatalf("%d config updates at sync, want exactly 1 (so istiod's first push context has every service)", n)
+	}
 	svc := e.ctl.GetService(demoHost)
 	if svc == nil {
 		t.Fatalf("no service %s; have %v", demoHost, e.ctl.Services())

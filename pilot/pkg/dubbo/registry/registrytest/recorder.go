@@ -65,7 +65,13 @@ func (r *Recorder) SvcUpdate(_ model.ShardKey, h, _ string, ev model.Event) {
 	defer r.mu.Unlock()
 	r.Calls = append(r.Calls, fmt.Sprintf("svc %s %v", h, ev))
 }
-func (r *Recorder) ConfigUpdate(*model.PushRequest)                   {}
+
+// ConfigUpdate records "config" (the registry's one update when it becomes synced).
+func (r *Recorder) ConfigUpdate(*model.PushRequest) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.Calls = append(r.Calls, "config")
+}
 func (r *Recorder) ProxyUpdate(cluster.ID, string)                    {}
 func (r *Recorder) RemoveShard(model.ShardKey)                        {}
 func (r *Recorder) PruneShard(model.ShardKey, map[string]sets.String) {}

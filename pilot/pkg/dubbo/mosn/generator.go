@@ -1,0 +1,347 @@
+// Copyright dubbo-istiod authors.
+//
+// Licensed under the Apache License, Version 2.0 (the "License");
+// you may not use this file except in compliance with the License.
+// You may obtain a copy of the License at
+//
+//     http://www.apache.org/licenses/LICENSE-2.0
+//
+// Unless required by applicable law or agreed to in writing, software
+// distributed under the License is distributed on an "AS IS" BASIS,
+// WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+// See the License for the specific language governing permissions and
+// limitations under the License.
+
+package mosn
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+
+	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"istio.io/istio/pilot/pkg/model"
+	"istio.io/istio/pilot/pkg/util/protoconv"
+	"istio.io/istio/pilot/pkg/xds"
+	v3 "istio.io/istio/pilot/pkg/xds/v3"
+	"istio.io/istio/pkg/config/schema/kind"
+	"istio.io/istio/pkg/util/sets"
+)
+
+// Generator holds the upstream generators it wraps.
+type Generator struct {
+	opts    Options
+	resolve InterfaceResolver
+
+	lds, rds, cds, eds model.XdsResourceGenerator
+
+	logged sync.Map // messages already logged (generation runs per proxy per push)
+}
+
+// Register wraps the upstream LDS/RDS/CDS/EDS generators of ds for MOSN nodes
+// (Generators["mosn/<type>"]). Call it before the server starts.
+func Register(ds *xds.DiscoveryServer, opts Options, resolve InterfaceResolver) (*Generator, error) {
+	opts.Defaults()
+	g := &Generator{
+		opts:    opts,
+		resolve: resolve,
+		lds:     ds.Generators[v3.ListenerType],
+		rds:     ds.Generators[v3.RouteType],
+		cds:     ds.Generators[v3.ClusterType],
+		eds:     ds.Generators[v3.EndpointType],
+	}
+	if g.lds == nil || g.rds == nil || g.cds == nil || g.eds == nil {
+		return nil, fmt.Errorf("mosn: upstream xDS generators are not initialised")
+	}
+	ds.Generators[GeneratorName+"/"+v3.ListenerType] = genFunc(g.generateListeners)
+	ds.Generators[GeneratorName+"/"+v3.RouteType] = genFunc(g.generateRoutes)
+	ds.Generators[GeneratorName+"/"+v3.ClusterType] = genFunc(g.generateClusters)
+	ds.Generators[GeneratorName+"/"+v3.EndpointType] = genFunc(g.generateEndpoints)
+	return g, nil
+}
+
+// genFunc adapts a function to model.XdsResourceGenerator.
+type genFunc func(*model.Proxy, *model.WatchedResource, *model.PushRequest) (model.Resources, model.XdsLogDetails, error)
+
+func (f genFunc) Generate(p *model.Proxy, w *model.WatchedResource, r *model.PushRequest) (model.Resources, model.XdsLogDetails, error) {
+	return f(p, w, r)
+}
+
+// logOnce logs a configuration problem once per distinct message.
+func (g *Generator) logOnce(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if _, loaded := g.logged.LoadOrStore(msg, true); !loaded {
+		scope.Warn(msg)
+	}
+}
+
+// ----- LDS -----
+
+// generateListeners returns upstream's listeners for the node, less those on Dubbo
+// service ports and anything colliding with the Dubbo listeners, plus egress_dubbo and
+// (for providers) ingress_dubbo.
+func (g *Generator) generateListeners(proxy *model.Proxy, w *model.WatchedResource, req *model.PushRequest) (model.Resources, model.XdsLogDetails, error) {
+	up, details, err := g.lds.Generate(proxy, w, req)
+	if err != nil || up == nil {
+		return up, details, err // nil: upstream decided this push changes no listener
+	}
+	k := g.opts.forProxy(proxy)
+	svcs := g.dubboServices(proxy)
+	drop := dubboPorts(svcs)
+	drop[int(k.outbound)] = true
+	withInbound := g.wantsInbound(proxy, k)
+	if withInbound {
+		drop[int(k.inbound)] = true
+	}
+	out := make(model.Resources, 0, len(up)+2)
+	for _, r := range up {
+		if r.Name == EgressListenerName || r.Name == IngressListenerName || drop[listenerPort(r.Name)] {
+			continue
+		}
+		out = append(out, r)
+	}
+	out = append(out, resource(EgressListenerName, egressListener(k)))
+	if withInbound {
+		out = append(out, resource(IngressListenerName, ingressListener(k)))
+	}
+	return out, details, nil
+}
+
+func (g *Generator) wantsInbound(proxy *model.Proxy, k knobs) bool {
+	switch k.inboundMode {
+	case "true":
+		return true
+	case "false":
+		return false
+	}
+	return servesDubbo(proxy)
+}
+
+// listenerPort parses upstream's "<bind>_<port>" listener names; 0 for others
+// (virtualOutbound, virtualInbound, ...).
+func listenerPort(name string) int {
+	i := strings.LastIndexByte(name, '_')
+	if i < 0 {
+		return 0
+	}
+	p, err := strconv.Atoi(name[i+1:])
+	if err != nil {
+		return 0
+	}
+	return p
+}
+
+func resource(name string, m proto.Message) *discovery.Resource {
+	return &discovery.Resource{Name: name, Resource: protoconv.MessageToAny(m)}
+}
+
+// ----- RDS -----
+
+// generateRoutes serves the Dubbo route configuration itself and passes every other
+// requested name to upstream (which would answer an empty configuration for ours).
+func (g *Generator) generateRoutes(proxy *model.Proxy, w *model.WatchedResource, req *model.PushRequest) (model.Resources, model.XdsLogDetails, error) {
+	k := g.opts.forProxy(proxy)
+	ours := RouteName(k.outbound)
+	if w == nil || !w.ResourceNames.Contains(ours) {
+		return g.rds.Generate(proxy, w, req)
+	}
+	var up model.Resources
+	details := model.DefaultXdsLogDetails
+	if w.ResourceNames.Len() > 1 {
+		rest := *w
+		rest.ResourceNames = w.ResourceNames.Copy().Delete(ours)
+		var err error
+		if up, details, err = g.rds.Generate(proxy, &rest, req); err != nil {
+			return nil, details, err
+		}
+	}
+	if !dubboRoutesNeedPush(req) {
+		return up, details, nil // nil when upstream has nothing either: skip the push
+	}
+	out := make(model.Resources, 0, len(up)+1)
+	out = append(out, up...)
+	out = append(out, resource(ours, g.buildRouteConfiguration(proxy, req.Push, k)))
+	return out, details, nil
+}
+
+// dubboRoutesNeedPush: the Dubbo routes depend on services, VirtualServices and
+// Sidecars; endpoint changes (the common case, provider churn) never touch them.
+func dubboRoutesNeedPush(req *model.PushRequest) bool {
+	if req == nil || req.Forced {
+		return true // a push of everything, or a request from the proxy
+	}
+	for c := range req.ConfigsUpdated {
+		switch c.Kind {
+		case kind.VirtualService, kind.ServiceEntry, kind.Sidecar, kind.MeshConfig:
+			return true
+		}
+	}
+	return false
+}
+
+// ----- CDS -----
+
+// generateClusters adapts upstream's clusters of Dubbo services for MOSN and adds the
+// STATIC cluster behind ingress_dubbo.
+func (g *Generator) generateClusters(proxy *model.Proxy, w *model.WatchedResource, req *model.PushRequest) (model.Resources, model.XdsLogDetails, error) {
+	up, details, err := g.cds.Generate(proxy, w, req)
+	if err != nil || up == nil {
+		return up, details, err
+	}
+	k := g.opts.forProxy(proxy)
+	dubboHosts := sets.New[string]()
+	for _, s := range g.dubboServices(proxy) {
+		dubboHosts.Insert(string(s.svc.Hostname))
+	}
+	inbound := ""
+	if g.wantsInbound(proxy, k) {
+		inbound = InboundClusterName(k.app)
+	}
+	out := make(model.Resources, 0, len(up)+1)
+	for _, r := range up {
+		if r.Name == inbound {
+			continue // ours replaces it
+		}
+		if dir, _, h, _ := model.ParseSubsetKey(r.Name); dir == model.TrafficDirectionOutbound && dubboHosts.Contains(string(h)) {
+			adapted, err := adaptDubboCluster(r.Resource)
+			if err != nil {
+				return nil, details, fmt.Errorf("mosn: cluster %s: %v", r.Name, err)
+			}
+			out = append(out, &discovery.Resource{Name: r.Name, Resource: adapted})
+			continue
+		}
+		out = append(out, r)
+	}
+	if inbound != "" {
+		out = append(out, resource(inbound, inboundCluster(inbound, k.app)))
+	}
+	return out, details, nil
+}
+
+// adaptDubboCluster makes Dubbo weights count (MOSN's round robin and random ignore
+// them; LEAST_REQUEST is weight-aware) and removes TLS transport-socket matches (MOSN
+// applies the first TLS match to every endpoint, and Dubbo registry endpoints are
+// plaintext). Explicit DestinationRule TLS (transport_socket) is kept.
+func adaptDubboCluster(a *anypb.Any) (*anypb.Any, error) {
+	c := &cluster.Cluster{}
+	if err := a.UnmarshalTo(c); err != nil {
+		return nil, err
+	}
+	switch c.LbPolicy {
+	case cluster.Cluster_ROUND_ROBIN, cluster.Cluster_RANDOM:
+		c.LbPolicy = cluster.Cluster_LEAST_REQUEST
+		c.LbConfig = nil
+	}
+	c.TransportSocketMatches = nil
+	return protoconv.MessageToAny(c), nil
+}
+
+func inboundCluster(name string, appPort uint32) *cluster.Cluster {
+	return &cluster.Cluster{
+		Name:                 name,
+		ClusterDiscoveryType: &cluster.Cluster_Type{Type: cluster.Cluster_STATIC},
+		ConnectTimeout:       durationpb.New(connectTimeout),
+		LbPolicy:             cluster.Cluster_ROUND_ROBIN,
+		LoadAssignment: &endpoint.ClusterLoadAssignment{
+			ClusterName: name,
+			Endpoints: []*endpoint.LocalityLbEndpoints{{
+				LbEndpoints: []*endpoint.LbEndpoint{{
+					HostIdentifier: &endpoint.LbEndpoint_Endpoint{Endpoint: &endpoint.Endpoint{
+						Address: socketAddress("127.0.0.1", appPort),
+					}},
+				}},
+			}},
+		},
+	}
+}
+
+// ----- EDS -----
+
+// generateEndpoints puts every cluster's endpoints in one locality group (MOSN keeps
+// only the last group), scales weights into MOSN's 1..128 preserving their ratios, and
+// answers every requested cluster (MOSN asks for LDS only after an EDS answer).
+func (g *Generator) generateEndpoints(proxy *model.Proxy, w *model.WatchedResource, req *model.PushRequest) (model.Resources, model.XdsLogDetails, error) {
+	up, details, err := g.eds.Generate(proxy, w, req)
+	if err != nil {
+		return nil, details, err
+	}
+	fromProxy := req == nil || req.Reason.Has(model.ProxyRequest)
+	if up == nil && !fromProxy {
+		return nil, details, nil
+	}
+	out := make(model.Resources, 0, len(up))
+	seen := sets.New[string]()
+	for _, r := range up {
+		cla := &endpoint.ClusterLoadAssignment{}
+		if err := r.Resource.UnmarshalTo(cla); err != nil {
+			return nil, details, fmt.Errorf("mosn: endpoints of %s: %v", r.Name, err)
+		}
+		out = append(out, resource(r.Name, normalizeLoadAssignment(r.Name, cla)))
+		seen.Insert(r.Name)
+	}
+	if fromProxy && w != nil {
+		for _, name := range sets.SortedList(w.ResourceNames) {
+			if !seen.Contains(name) {
+				out = append(out, resource(name, &endpoint.ClusterLoadAssignment{ClusterName: name}))
+			}
+		}
+	}
+	return out, details, nil
+}
+
+// MaxWeight and MinWeight are MOSN's endpoint weight bounds (pkg/config/v2/constants.go).
+const (
+	MinWeight = 1
+	MaxWeight = 128
+)
+
+func normalizeLoadAssignment(name string, cla *endpoint.ClusterLoadAssignment) *endpoint.ClusterLoadAssignment {
+	var eps []*endpoint.LbEndpoint
+	maxW := uint32(0)
+	for _, l := range cla.Endpoints {
+		for _, ep := range l.LbEndpoints {
+			eps = append(eps, ep)
+			if w := ep.GetLoadBalancingWeight().GetValue(); w > maxW {
+				maxW = w
+			}
+		}
+	}
+	for _, ep := range eps {
+		w := ep.GetLoadBalancingWeight().GetValue()
+		if w == 0 {
+			continue // unset: MOSN treats it as 1, as Envoy does
+		}
+		scaled := w
+		if maxW > MaxWeight {
+			scaled = uint32((uint64(w)*MaxWeight + uint64(maxW)/2) / uint64(maxW))
+		}
+		if scaled < MinWeight {
+			scaled = MinWeight
+		}
+		ep.LoadBalancingWeight = wrapperspb.UInt32(scaled)
+	}
+	out := &endpoint.ClusterLoadAssignment{ClusterName: name, Policy: cla.Policy}
+	if len(eps) > 0 {
+		out.Endpoints = []*endpoint.LocalityLbEndpoints{{LbEndpoints: eps}}
+		if len(cla.Endpoints) > 0 {
+			out.Endpoints[0].Locality = cla.Endpoints[0].Locality
+		}
+	}
+	return out
+}
+
+func socketAddress(ip string, port uint32) *core.Address {
+	return &core.Address{Address: &core.Address_SocketAddress{SocketAddress: &core.SocketAddress{
+		Address:       ip,
+		PortSpecifier: &core.SocketAddress_PortValue{PortValue: port},
+	}}}
+}

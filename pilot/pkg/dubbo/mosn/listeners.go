@@ -1,0 +1,84 @@
+// Copyright dubbo-istiod authors.
+//
+// Licensed under the Apache License, Version 2.0 (the "License");
+// you may not use this file except in compliance with the License.
+// You may obtain a copy of the License at
+//
+//     http://www.apache.org/licenses/LICENSE-2.0
+//
+// Unless required by applicable law or agreed to in writing, software
+// distributed under the License is distributed on an "AS IS" BASIS,
+// WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+// See the License for the specific language governing permissions and
+// limitations under the License.
+
+package mosn
+
+import (
+	"fmt"
+	"time"
+
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"istio.io/istio/pilot/pkg/util/protoconv"
+	"istio.io/istio/pkg/wellknown"
+)
+
+const connectTimeout = 10 * time.Second
+
+// boundListener is a listener MOSN binds itself: deprecated_v1.bind_to_port is the only
+// bind flag MOSN reads (mosn-xds.md §1.2), with exactly one filter chain holding an HTTP
+// connection manager, which MOSN turns into its Auto proxy (Dubbo detected by its magic).
+func boundListener(name, ip string, port uint32, dir core.TrafficDirection, m *hcm.HttpConnectionManager) *listener.Listener {
+	return &listener.Listener{
+		Name:             name,
+		Address:          socketAddress(ip, port),
+		DeprecatedV1:     &listener.Listener_DeprecatedV1{BindToPort: wrapperspb.Bool(true)},
+		TrafficDirection: dir,
+		FilterChains: []*listener.FilterChain{{
+			Filters: []*listener.Filter{{
+				Name:       wellknown.HTTPConnectionManager,
+				ConfigType: &listener.Filter_TypedConfig{TypedConfig: protoconv.MessageToAny(m)},
+			}},
+		}},
+	}
+}
+
+// egressListener: the consumer app calls 127.0.0.1:<outbound port>; routes come over RDS.
+func egressListener(k knobs) *listener.Listener {
+	return boundListener(EgressListenerName, "127.0.0.1", k.outbound, core.TrafficDirection_OUTBOUND, &hcm.HttpConnectionManager{
+		StatPrefix: fmt.Sprintf("dubbo_outbound_%d", k.outbound),
+		RouteSpecifier: &hcm.HttpConnectionManager_Rds{Rds: &hcm.Rds{
+			RouteConfigName: RouteName(k.outbound),
+			ConfigSource: &core.ConfigSource{
+				ConfigSourceSpecifier: &core.ConfigSource_Ads{Ads: &core.AggregatedConfigSource{}},
+				ResourceApiVersion:    core.ApiVersion_V3,
+			},
+		}},
+	})
+}
+
+// ingressListener: consumers' sidecars reach the provider on 0.0.0.0:<inbound port>;
+// every call goes to the app on 127.0.0.1:<app port>.
+func ingressListener(k knobs) *listener.Listener {
+	return boundListener(IngressListenerName, "0.0.0.0", k.inbound, core.TrafficDirection_INBOUND, &hcm.HttpConnectionManager{
+		StatPrefix: fmt.Sprintf("dubbo_inbound_%d", k.inbound),
+		RouteSpecifier: &hcm.HttpConnectionManager_RouteConfig{RouteConfig: &route.RouteConfiguration{
+			Name: IngressRouteName,
+			VirtualHosts: []*route.VirtualHost{{
+				Name:    "dubbo-inbound",
+				Domains: []string{"*"},
+				Routes: []*route.Route{{
+					Match: &route.RouteMatch{PathSpecifier: &route.RouteMatch_Prefix{Prefix: ""}},
+					Action: &route.Route_Route{Route: &route.RouteAction{
+						ClusterSpecifier: &route.RouteAction_Cluster{Cluster: InboundClusterName(k.app)},
+					}},
+				}},
+			}},
+		}},
+	})
+}

@@ -1,0 +1,142 @@
+// Copyright dubbo-istiod authors.
+//
+// Licensed under the Apache License, Version 2.0 (the "License");
+// you may not use this file except in compliance with the License.
+// You may obtain a copy of the License at
+//
+//     http://www.apache.org/licenses/LICENSE-2.0
+//
+// Unless required by applicable law or agreed to in writing, software
+// distributed under the License is distributed on an "AS IS" BASIS,
+// WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+// See the License for the specific language governing permissions and
+// limitations under the License.
+
+// Package mosnclient is an ADS client that presents itself as a MOSN sidecar and asks
+// for resources in MOSN's order (mosn-xds.md §4.2): CDS, then EDS for every EDS
+// cluster by Cluster.name, then LDS, then RDS for the route names of the listeners' HTTP
+// connection managers. It is a real gRPC client; MOSN itself cannot run here.
+package mosnclient
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+
+	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/mosn/conformance"
+	"github.com/dubbo-istiod/dubbo-istiod/pkg/adsclient"
+)
+
+// Node is a MOSN sidecar node: GENERATOR=mosn plus extra metadata.
+func Node(ip, name, ns string, meta map[string]any) adsclient.Node {
+	md := map[string]any{"GENERATOR": "mosn", "INTERCEPTION_MODE": "NONE"}
+	for k, v := range meta {
+		md[k] = v
+	}
+	return adsclient.Node{IP: ip, Name: name, Namespace: ns, Metadata: md}
+}
+
+func anyResponse(*discovery.DiscoveryResponse) error { return nil }
+
+// Sync runs MOSN's request sequence once and returns what the node holds.
+func Sync(c *adsclient.Client, timeout time.Duration) (conformance.Snapshot, error) {
+	var s conformance.Snapshot
+	if err := c.Watch(adsclient.ClusterType); err != nil {
+		return s, err
+	}
+	r, err := c.AwaitTimeout(timeout, adsclient.ClusterType, anyResponse)
+	if err != nil {
+		return s, err
+	}
+	if s.Clusters, err = adsclient.Decode[cluster.Cluster](r); err != nil {
+		return s, err
+	}
+	var eds []string
+	for _, cl := range s.Clusters {
+		if cl.GetType() == cluster.Cluster_EDS {
+			eds = append(eds, cl.Name)
+		}
+	}
+	sort.Strings(eds)
+	if len(eds) > 0 {
+		if err := c.Watch(adsclient.EndpointType, eds...); err != nil {
+			return s, err
+		}
+		// MOSN only moves on to LDS once every cluster it asked for is answered.
+		r, err = c.AwaitTimeout(timeout, adsclient.EndpointType, func(r *discovery.DiscoveryResponse) error {
+			got := map[string]bool{}
+			las, err := adsclient.Decode[endpoint.ClusterLoadAssignment](r)
+			if err != nil {
+				return err
+			}
+			for _, la := range las {
+				got[la.ClusterName] = true
+			}
+			for _, n := range eds {
+				if !got[n] {
+					return fmt.Errorf("EDS request for %s not answered", n)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return s, err
+		}
+		if s.Endpoints, err = adsclient.Decode[endpoint.ClusterLoadAssignment](r); err != nil {
+			return s, err
+		}
+	}
+	if err := c.Watch(adsclient.ListenerType); err != nil {
+		return s, err
+	}
+	if r, err = c.AwaitTimeout(timeout, adsclient.ListenerType, anyResponse); err != nil {
+		return s, err
+	}
+	if s.Listeners, err = adsclient.Decode[listener.Listener](r); err != nil {
+		return s, err
+	}
+	names := RouteNames(s.Listeners)
+	if len(names) > 0 {
+		if err := c.Watch(adsclient.RouteType, names...); err != nil {
+			return s, err
+		}
+		if r, err = c.AwaitTimeout(timeout, adsclient.RouteType, anyResponse); err != nil {
+			return s, err
+		}
+		if s.Routes, err = adsclient.Decode[route.RouteConfiguration](r); err != nil {
+			return s, err
+		}
+	}
+	return s, nil
+}
+
+// RouteNames are the RDS names the listeners' HTTP connection managers ask for.
+func RouteNames(ls []*listener.Listener) []string {
+	set := map[string]bool{}
+	for _, l := range ls {
+		for _, fc := range l.FilterChains {
+			for _, f := range fc.Filters {
+				m := &hcm.HttpConnectionManager{}
+				if f.GetTypedConfig() == nil || f.GetTypedConfig().UnmarshalTo(m) != nil {
+					continue
+				}
+				if r := m.GetRds(); r != nil {
+					set[r.RouteConfigName] = true
+				}
+			}
+		}
+	}
+	out := make([]string, 0, len(set))
+	for n := range set {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
