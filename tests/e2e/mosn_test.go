@@ -412,3 +412,82 @@ func TestMOSNDynamicUpdates(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+const httpServiceEntry = `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: web
+  namespace: default
+spec:
+  hosts:
+  - web.example.com
+  location: MESH_INTERNAL
+  ports:
+  - number: 8080
+    name: http
+    protocol: HTTP
+  resolution: STATIC
+  endpoints:
+  - address: 10.2.0.1
+`
+
+// TestEnvoyNodesGetUpstreamOutput: with the MOSN generators registered, an Envoy sidecar
+// gets exactly what it gets without them (same binary, PILOT_ENABLE_DUBBO_MOSN=false),
+// resource for resource, for all four types.
+func TestEnvoyNodesGetUpstreamOutput(t *testing.T) {
+	cfg := map[string]string{"dr.yaml": versionSubsets, "vs.yaml": grayAndSplit, "se.yaml": dubboServiceEntry, "web.yaml": httpServiceEntry}
+	on := startDubbo(t, cfg)
+	off := pilot.Start(t, pilot.Options{
+		ConfigDir: on.dir,
+		Args:      []string{"--dubboRegistry=zookeeper://" + on.zk.Addr + "?name=zk"},
+		Env:       []string{"PILOT_ENABLE_DUBBO_MOSN=false"},
+	})
+	off.WaitReady(t, 60*time.Second)
+
+	fetch := func(p *pilot.Instance) map[string]map[string]proto.Message {
+		c, err := adsclient.Dial(p.GRPCAddr, envoySidecar())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		// An Envoy asks in the same order as MOSN does; reuse the sequencing.
+		s, err := mosnclient.Sync(c, 30*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]map[string]proto.Message{"lds": {}, "rds": {}, "cds": {}, "eds": {}}
+		for _, m := range s.Listeners {
+			out["lds"][m.Name] = m
+		}
+		for _, m := range s.Routes {
+			out["rds"][m.Name] = m
+		}
+		for _, m := range s.Clusters {
+			out["cds"][m.Name] = m
+		}
+		for _, m := range s.Endpoints {
+			out["eds"][m.ClusterName] = m
+		}
+		return out
+	}
+	a, b := fetch(on.pilot), fetch(off)
+	for typ := range a {
+		if len(a[typ]) == 0 {
+			t.Fatalf("no %s resources: the comparison would be empty", typ)
+		}
+		if len(a[typ]) != len(b[typ]) {
+			t.Fatalf("%s: %d resources with MOSN generators, %d without", typ, len(a[typ]), len(b[typ]))
+		}
+		for name, m := range a[typ] {
+			if !proto.Equal(m, b[typ][name]) {
+				t.Fatalf("%s %s differs for an Envoy node:\n%s\nvs\n%s", typ, name, protojson.Format(m), protojson.Format(b[typ][name]))
+			}
+		}
+	}
+	if _, ok := a["lds"]["egress_dubbo"]; ok {
+		t.Fatal("an Envoy node got egress_dubbo")
+	}
+	if _, ok := a["lds"]["0.0.0.0_20880"]; !ok {
+		t.Fatal("an Envoy node lost the upstream TCP listener of the Dubbo port")
+	}
+}

@@ -63,6 +63,9 @@ var (
 		"Default port of MOSN's egress_dubbo listener on 127.0.0.1 (node metadata DUBBO_OUTBOUND_PORT overrides). Same as --dubboOutboundPort.").Get()
 	inboundPortEnv = env.Register("PILOT_DUBBO_INBOUND_PORT", 20882,
 		"Default port of MOSN's ingress_dubbo listener (node metadata DUBBO_INBOUND_PORT overrides). Same as --dubboInboundPort.").Get()
+	enableMOSNEnv = env.Register("PILOT_ENABLE_DUBBO_MOSN", true,
+		"Serve Dubbo listeners, routes and clusters to MOSN sidecars (node metadata GENERATOR=mosn). "+
+			"When false, MOSN sidecars get upstream's output like every other proxy.").Get()
 	appPortEnv = env.Register("PILOT_DUBBO_APP_PORT", 20880,
 		"Default port of the provider app behind ingress_dubbo (node metadata DUBBO_APP_PORT overrides). Same as --dubboAppPort.").Get()
 )
@@ -148,6 +151,10 @@ func start(s *bootstrap.Server, args *bootstrap.PilotArgs, stop <-chan struct{})
 	}
 	// MOSN sidecars (GENERATOR=mosn) get the Dubbo listeners, routes and clusters, for
 	// registry services and for ServiceEntry/Kubernetes services with Dubbo ports alike.
+	if !enableMOSNEnv {
+		Scope.Infof("PILOT_ENABLE_DUBBO_MOSN=false: MOSN sidecars get upstream's output")
+		return nil
+	}
 	if _, err := mosn.Register(s.XDSServer, flags.MOSN, resolve); err != nil {
 		return err
 	}
