@@ -491,3 +491,74 @@ func TestEnvoyNodesGetUpstreamOutput(t *testing.T) {
 		t.Fatal("an Envoy node lost the upstream TCP listener of the Dubbo port")
 	}
 }
+
+// TestMOSNEdgeCases: every EDS request is answered (MOSN asks for LDS only after one),
+// a Sidecar's egress hosts limit the Dubbo routes, and a match MOSN cannot express is
+// dropped with a log line instead of being widened.
+func TestMOSNEdgeCases(t *testing.T) {
+	const sidecar = `apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata:
+  name: only-demo
+  namespace: restricted
+spec:
+  egress:
+  - hosts: ["dubbo/com.example.demoservice"]
+`
+	const uriMatch = `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: greeter, namespace: dubbo}
+spec:
+  hosts: [com.example.greeterservice]
+  http:
+  - match: [{uri: {prefix: /x}}]
+    route: [{destination: {host: com.example.greeterservice}}]
+`
+	e := startDubbo(t, map[string]string{"dr.yaml": versionSubsets, "sidecar.yaml": sidecar, "vs.yaml": uriMatch})
+	e.v1.Register(t, "com.example.GreeterService", zk.ProviderURL("10.0.0.5", 20880, "com.example.GreeterService", nil))
+	time.Sleep(300 * time.Millisecond)
+
+	// EDS for a cluster nobody has: still answered, with an empty assignment.
+	c, err := adsclient.Dial(e.pilot.GRPCAddr, mosnclient.Node("10.1.0.10", "c", "default", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Watch(adsclient.EndpointType, "outbound|20880||no.such.service"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.AwaitTimeout(10*time.Second, adsclient.EndpointType, wantEndpoints(map[string]string{"outbound|20880||no.such.service": ""})); err != nil {
+		t.Fatalf("an EDS request went unanswered: %v", err)
+	}
+
+	// The greeter VirtualService's only match is on uri: dropped, and logged.
+	s, err := mosnclient.Sync(c, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkConformance(t, s)
+	for _, rule := range ruleStrings(findRoute(s, "dubbo-20881")) {
+		if strings.HasPrefix(rule, "service=com.example.GreeterService") {
+			t.Fatalf("an inexpressible match was widened into %q", rule)
+		}
+	}
+	if !strings.Contains(e.pilot.Log(), "a match on uri/scheme/authority/queryParams cannot apply to Dubbo calls") {
+		t.Errorf("no log line about the dropped match")
+	}
+
+	// A proxy in the namespace with the Sidecar sees only the demo service.
+	r, err := adsclient.Dial(e.pilot.GRPCAddr, mosnclient.Node("10.1.0.11", "r", "restricted", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	rs, err := mosnclient.Sync(r, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkConformance(t, rs)
+	got := ruleStrings(findRoute(rs, "dubbo-20881"))
+	if len(got) != 1 || !strings.HasPrefix(got[0], "service=com.example.DemoService ->") {
+		t.Fatalf("Sidecar egress not honoured: %v", got)
+	}
+}
