@@ -44,6 +44,8 @@ type Generator struct {
 
 	lds, rds, cds, eds model.XdsResourceGenerator
 
+	clusters, endpoints *memo // MOSN forms of upstream's cached resources
+
 	logged sync.Map // messages already logged (generation runs per proxy per push)
 }
 
@@ -58,6 +60,9 @@ func Register(ds *xds.DiscoveryServer, opts Options, resolve InterfaceResolver) 
 		rds:     ds.Generators[v3.RouteType],
 		cds:     ds.Generators[v3.ClusterType],
 		eds:     ds.Generators[v3.EndpointType],
+
+		clusters:  newMemo(4096),
+		endpoints: newMemo(4096),
 	}
 	if g.lds == nil || g.rds == nil || g.cds == nil || g.eds == nil {
 		return nil, fmt.Errorf("mosn: upstream xDS generators are not initialised")
@@ -206,13 +211,14 @@ func (g *Generator) generateClusters(proxy *model.Proxy, w *model.WatchedResourc
 	if g.wantsInbound(proxy, k) {
 		inbound = InboundClusterName(k.app)
 	}
+	g.clusters.fit(len(up))
 	out := make(model.Resources, 0, len(up)+1)
 	for _, r := range up {
 		if r.Name == inbound {
 			continue // ours replaces it
 		}
 		if dir, _, h, _ := model.ParseSubsetKey(r.Name); dir == model.TrafficDirectionOutbound && dubboHosts.Contains(string(h)) {
-			adapted, err := adaptDubboCluster(r.Resource)
+			adapted, err := g.clusters.get(r.Resource, r.Name, func() (*anypb.Any, error) { return adaptDubboCluster(r.Resource) })
 			if err != nil {
 				return nil, details, fmt.Errorf("mosn: cluster %s: %v", r.Name, err)
 			}
@@ -278,14 +284,21 @@ func (g *Generator) generateEndpoints(proxy *model.Proxy, w *model.WatchedResour
 	if up == nil && !fromProxy {
 		return nil, details, nil
 	}
+	g.endpoints.fit(len(up))
 	out := make(model.Resources, 0, len(up))
 	seen := sets.New[string]()
 	for _, r := range up {
-		cla := &endpoint.ClusterLoadAssignment{}
-		if err := r.Resource.UnmarshalTo(cla); err != nil {
-			return nil, details, fmt.Errorf("mosn: endpoints of %s: %v", r.Name, err)
+		a, err := g.endpoints.get(r.Resource, r.Name, func() (*anypb.Any, error) {
+			cla := &endpoint.ClusterLoadAssignment{}
+			if err := r.Resource.UnmarshalTo(cla); err != nil {
+				return nil, fmt.Errorf("mosn: endpoints of %s: %v", r.Name, err)
+			}
+			return protoconv.MessageToAny(normalizeLoadAssignment(r.Name, cla)), nil
+		})
+		if err != nil {
+			return nil, details, err
 		}
-		out = append(out, resource(r.Name, normalizeLoadAssignment(r.Name, cla)))
+		out = append(out, &discovery.Resource{Name: r.Name, Resource: a})
 		seen.Insert(r.Name)
 	}
 	if fromProxy && w != nil {

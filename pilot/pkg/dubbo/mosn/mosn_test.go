@@ -21,6 +21,7 @@ import (
 	"testing"
 
 	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	networking "istio.io/api/networking/v1alpha3"
@@ -117,5 +118,26 @@ func TestListenerPortAndNames(t *testing.T) {
 	}
 	if InboundClusterName(20880) != fmt.Sprintf("inbound|%d||", 20880) {
 		t.Errorf("inbound cluster name %s", InboundClusterName(20880))
+	}
+}
+
+func TestMemo(t *testing.T) {
+	m := newMemo(2)
+	calls := 0
+	compute := func() (*anypb.Any, error) { calls++; return &anypb.Any{TypeUrl: fmt.Sprint(calls)}, nil }
+	a, b, c := &anypb.Any{}, &anypb.Any{}, &anypb.Any{}
+	x, _ := m.get(a, "a", compute)
+	y, _ := m.get(a, "a", compute)
+	if x != y || calls != 1 {
+		t.Fatalf("same upstream resource computed %d times", calls)
+	}
+	if z, _ := m.get(a, "other-name", compute); z == x {
+		t.Fatal("the name is part of the key")
+	}
+	m.get(b, "b", compute) // rotates: a is in the previous generation
+	m.get(c, "c", compute)
+	before := calls
+	if z, _ := m.get(a, "a", compute); z != x || calls != before {
+		t.Fatal("an entry of the previous generation was recomputed")
 	}
 }
