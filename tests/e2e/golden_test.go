@@ -29,7 +29,6 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/dubbo-istiod/dubbo-istiod/pkg/adsclient"
 	"github.com/dubbo-istiod/dubbo-istiod/tests/framework/mosnclient"
 	"github.com/dubbo-istiod/dubbo-istiod/tests/framework/pilot"
 	"github.com/dubbo-istiod/dubbo-istiod/tests/framework/zk"
@@ -147,17 +146,8 @@ func TestMOSNGolden(t *testing.T) {
 		Args:      []string{"--dubboRegistry=zookeeper://" + zs.Addr + "?name=zk"},
 	})
 	p.WaitReady(t, 60*time.Second)
-	c, err := adsclient.Dial(p.GRPCAddr, mosnclient.Node("10.1.0.9", "consumer-1", "default",
+	_, s := syncMOSN(t, p, mosnclient.Node("10.1.0.9", "consumer-1", "default",
 		map[string]any{"LABELS": map[string]any{"app": "consumer"}}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	s, err := mosnclient.Sync(c, 30*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkConformance(t, s)
 
 	dubboHosts := []string{"com.example.demoservice", "com.example.orderservice", "com.example.userservice", "org.apache.dubbo.samples.greeter-inner"}
 	isDubbo := func(name string) bool {

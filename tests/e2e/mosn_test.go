@@ -102,6 +102,22 @@ func startDubbo(t *testing.T, config map[string]string, env ...string) *dubboEnv
 	return e
 }
 
+// syncMOSN connects a MOSN node, runs MOSN's request sequence and checks conformance.
+func syncMOSN(t *testing.T, p *pilot.Instance, node adsclient.Node) (*adsclient.Client, conformance.Snapshot) {
+	t.Helper()
+	c, err := adsclient.Dial(p.GRPCAddr, node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	s, err := mosnclient.Sync(c, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkConformance(t, s)
+	return c, s
+}
+
 // checkConformance fails the test on anything MOSN would reject, ignore or mishandle.
 func checkConformance(t *testing.T, s conformance.Snapshot) {
 	t.Helper()
@@ -194,17 +210,8 @@ func ruleStrings(rc *route.RouteConfiguration) []string {
 func TestMOSNReceivesDubboRecipe(t *testing.T) {
 	e := startDubbo(t, map[string]string{"dr.yaml": versionSubsets, "vs.yaml": grayAndSplit})
 
-	c, err := adsclient.Dial(e.pilot.GRPCAddr, mosnclient.Node("10.1.0.7", "consumer-1", "default", nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	s, err := mosnclient.Sync(c, 30*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, s := syncMOSN(t, e.pilot, mosnclient.Node("10.1.0.7", "consumer-1", "default", nil))
 	dump(t, "mosn-consumer.json", append(append(append([]proto.Message{}, protoList(s.Listeners)...), protoList(s.Routes)...), protoList(s.Clusters)...)...)
-	checkConformance(t, s)
 
 	// LDS: egress_dubbo bound to 127.0.0.1:20881 through deprecated_v1, one chain, HCM with RDS.
 	eg := findListener(s, "egress_dubbo")
@@ -304,16 +311,7 @@ func TestMOSNProviderGetsIngress(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := adsclient.Dial(e.pilot.GRPCAddr, mosnclient.Node(tc.ip, "pod-"+strings.ReplaceAll(tc.name, " ", "-"), "dubbo", tc.meta))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			s, err := mosnclient.Sync(c, 30*time.Second)
-			if err != nil {
-				t.Fatal(err)
-			}
-			checkConformance(t, s)
+			_, s := syncMOSN(t, e.pilot, mosnclient.Node(tc.ip, "pod-"+strings.ReplaceAll(tc.name, " ", "-"), "dubbo", tc.meta))
 			eg := findListener(s, "egress_dubbo")
 			if eg == nil || eg.GetAddress().GetSocketAddress().GetPortValue() != tc.out {
 				t.Fatalf("egress_dubbo %v, want port %d", eg.GetAddress(), tc.out)
@@ -349,14 +347,7 @@ func TestMOSNProviderGetsIngress(t *testing.T) {
 // change pushes RDS; a new interface appears in RDS with no restart.
 func TestMOSNDynamicUpdates(t *testing.T) {
 	e := startDubbo(t, map[string]string{"dr.yaml": versionSubsets, "vs.yaml": grayAndSplit})
-	c, err := adsclient.Dial(e.pilot.GRPCAddr, mosnclient.Node("10.1.0.8", "consumer-2", "default", nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if _, err := mosnclient.Sync(c, 30*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	c, _ := syncMOSN(t, e.pilot, mosnclient.Node("10.1.0.8", "consumer-2", "default", nil))
 	lds, rds, cds := c.Responses(adsclient.ListenerType), c.Responses(adsclient.RouteType), c.Responses(adsclient.ClusterType)
 
 	// Provider churn: EDS only.
@@ -547,16 +538,7 @@ spec:
 	}
 
 	// A proxy in the namespace with the Sidecar sees only the demo service.
-	r, err := adsclient.Dial(e.pilot.GRPCAddr, mosnclient.Node("10.1.0.11", "r", "restricted", nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	rs, err := mosnclient.Sync(r, 30*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkConformance(t, rs)
+	_, rs := syncMOSN(t, e.pilot, mosnclient.Node("10.1.0.11", "r", "restricted", nil))
 	got := ruleStrings(findRoute(rs, "dubbo-20881"))
 	if len(got) != 1 || !strings.HasPrefix(got[0], "service=com.example.DemoService ->") {
 		t.Fatalf("Sidecar egress not honoured: %v", got)

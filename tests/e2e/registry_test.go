@@ -97,32 +97,14 @@ func TestZooKeeperProvidersServedOverXDS(t *testing.T) {
 	})
 	p.WaitReady(t, 60*time.Second)
 
-	c, err := adsclient.Dial(p.GRPCAddr, envoySidecar())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.Watch(adsclient.ClusterType); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.AwaitTimeout(30*time.Second, adsclient.ClusterType, func(r *discovery.DiscoveryResponse) error {
-		clusters, err := adsclient.Decode[cluster.Cluster](r)
-		if err != nil {
-			return err
-		}
-		have := map[string]bool{}
-		for _, cl := range clusters {
-			have[cl.Name] = cl.GetType() == cluster.Cluster_EDS
-		}
+	c := envoyAwaitClusters(t, p, func(cs map[string]*cluster.Cluster) error {
 		for _, n := range []string{mainCluster, v1Cluster, v2Cluster} {
-			if !have[n] {
+			if cs[n].GetType() != cluster.Cluster_EDS {
 				return fmt.Errorf("no EDS cluster %s", n)
 			}
 		}
 		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	})
 	if err := c.Watch(adsclient.EndpointType, mainCluster, v1Cluster, v2Cluster); err != nil {
 		t.Fatal(err)
 	}

@@ -106,33 +106,13 @@ func TestStandaloneServesDubboServiceEntry(t *testing.T) {
 		t.Fatalf("com.example.demoservice not in /debug/registryz")
 	}
 
-	c, err := adsclient.Dial(p.GRPCAddr, envoySidecar())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-
 	const clusterName = "outbound|20880||com.example.demoservice"
-	if err := c.Watch(adsclient.ClusterType); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.AwaitTimeout(30*time.Second, adsclient.ClusterType, func(r *discovery.DiscoveryResponse) error {
-		clusters, err := adsclient.Decode[cluster.Cluster](r)
-		if err != nil {
-			return err
+	c := envoyAwaitClusters(t, p, func(cs map[string]*cluster.Cluster) error {
+		if cl := cs[clusterName]; cl == nil || cl.GetType() != cluster.Cluster_EDS {
+			return fmt.Errorf("no EDS cluster %s among %d", clusterName, len(cs))
 		}
-		for _, cl := range clusters {
-			if cl.Name == clusterName {
-				if cl.GetType() != cluster.Cluster_EDS {
-					return fmt.Errorf("%s has type %v, want EDS", clusterName, cl.GetType())
-				}
-				return nil
-			}
-		}
-		return fmt.Errorf("no cluster %s among %d", clusterName, len(clusters))
-	}); err != nil {
-		t.Fatal(err)
-	}
+		return nil
+	})
 
 	if err := c.Watch(adsclient.EndpointType, clusterName); err != nil {
 		t.Fatal(err)
@@ -186,6 +166,33 @@ func TestStandaloneServesDubboServiceEntry(t *testing.T) {
 	}
 }
 
+// envoyAwaitClusters connects an Envoy sidecar and waits until its CDS satisfies ok.
+func envoyAwaitClusters(t *testing.T, p *pilot.Instance, ok func(map[string]*cluster.Cluster) error) *adsclient.Client {
+	t.Helper()
+	c, err := adsclient.Dial(p.GRPCAddr, envoySidecar())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	if err := c.Watch(adsclient.ClusterType); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.AwaitTimeout(30*time.Second, adsclient.ClusterType, func(r *discovery.DiscoveryResponse) error {
+		clusters, err := adsclient.Decode[cluster.Cluster](r)
+		if err != nil {
+			return err
+		}
+		byName := map[string]*cluster.Cluster{}
+		for _, cl := range clusters {
+			byName[cl.Name] = cl
+		}
+		return ok(byName)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 func endpointAddrs(la *endpoint.ClusterLoadAssignment) []string {
 	var out []string
 	for _, le := range la.Endpoints {
@@ -203,28 +210,12 @@ func endpointAddrs(la *endpoint.ClusterLoadAssignment) []string {
 func TestStandaloneWithoutAnyConfigSource(t *testing.T) {
 	p := pilot.Start(t, pilot.Options{})
 	p.WaitReady(t, 60*time.Second)
-	c, err := adsclient.Dial(p.GRPCAddr, envoySidecar())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.Watch(adsclient.ClusterType); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.AwaitTimeout(30*time.Second, adsclient.ClusterType, func(r *discovery.DiscoveryResponse) error {
-		clusters, err := adsclient.Decode[cluster.Cluster](r)
-		if err != nil {
-			return err
+	envoyAwaitClusters(t, p, func(cs map[string]*cluster.Cluster) error {
+		if cs["PassthroughCluster"] == nil {
+			return fmt.Errorf("no PassthroughCluster among %d clusters", len(cs))
 		}
-		for _, cl := range clusters {
-			if cl.Name == "PassthroughCluster" {
-				return nil
-			}
-		}
-		return fmt.Errorf("no PassthroughCluster among %d clusters", len(clusters))
-	}); err != nil {
-		t.Fatal(err)
-	}
+		return nil
+	})
 	if !strings.Contains(p.Log(), "no Kubernetes and no config source") {
 		t.Errorf("no warning about the missing config source in the log")
 	}

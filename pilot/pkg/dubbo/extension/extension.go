@@ -102,7 +102,7 @@ func addFlags(c *cobra.Command) {
 		"Service port of Dubbo services; each endpoint keeps its provider's own port [env PILOT_DUBBO_SERVICE_PORT]")
 	f.StringVar(&flags.HostSuffix, "dubboHostSuffix", hostSuffixEnv,
 		"Suffix appended to Dubbo service hostnames (the lower-cased interface) [env PILOT_DUBBO_HOST_SUFFIX]")
-	f.StringSliceVar(&flags.LabelKeys, "dubboLabelKeys", splitComma(labelKeysEnv),
+	f.StringSliceVar(&flags.LabelKeys, "dubboLabelKeys", strings.FieldsFunc(labelKeysEnv, func(r rune) bool { return r == ',' || r == ' ' }),
 		"Extra provider URL parameters kept as endpoint labels, besides version, group, application, dubbo.tag, release [env PILOT_DUBBO_LABEL_KEYS]")
 	f.BoolVar(&flags.EmptyProtection, "dubboEmptyProtection", emptyProtectionEnv,
 		"Keep an interface's last providers when a connected registry lists none [env PILOT_DUBBO_EMPTY_PROTECTION]")
@@ -116,16 +116,6 @@ func addFlags(c *cobra.Command) {
 		"MOSN sidecars: port of the ingress_dubbo listener on 0.0.0.0 for providers (node metadata DUBBO_INBOUND_PORT overrides) [env PILOT_DUBBO_INBOUND_PORT]")
 	f.Uint32Var(&flags.MOSN.AppPort, "dubboAppPort", uint32(appPortEnv),
 		"MOSN sidecars: port of the provider app on 127.0.0.1 behind ingress_dubbo (node metadata DUBBO_APP_PORT overrides) [env PILOT_DUBBO_APP_PORT]")
-}
-
-func splitComma(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 // start runs right after bootstrap.NewServer, before the server starts.
