@@ -36,7 +36,9 @@ UPSTREAM_TEST_PKGS ?= ./pkg/config/protocol/... ./pkg/config/kube/ ./pilot/pkg/n
 	./pilot/pkg/serviceregistry/serviceentry/... ./pilot/cmd/pilot-discovery/app/... ./pilot/pkg/bootstrap/
 TEST_FLAGS ?=
 
-.PHONY: all prepare build test test-unit test-upstream test-e2e patches-check demo bench clean
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all prepare build tools test test-unit test-upstream test-e2e patches-check demo demo-deps bench clean
 
 all: build
 
@@ -58,13 +60,28 @@ test-unit: prepare
 test-upstream: prepare
 	cd out/istio && GOWORK=off $(GO) test $(TEST_FLAGS) $(UPSTREAM_TEST_PKGS)
 
-test-e2e: build
+test-e2e: build tools
 	PILOT_DISCOVERY_BIN=$(CURDIR)/$(BIN) $(GO) test $(TEST_FLAGS) -count=1 ./tests/e2e/...
 
 test: patches-check test-unit test-e2e test-upstream
 
-demo:
-	@echo "make demo is coming with the demo issue; see README.md" >&2; exit 1
+TOOLS := out/bin/dubbo-provider out/bin/dubbo-xds
+
+tools: prepare
+	$(GO) build -o out/bin/dubbo-provider ./tools/dubbo-provider
+	$(GO) build -o out/bin/dubbo-xds ./tools/dubbo-xds
+
+# The live demo: installs ZooKeeper (Debian) if missing, then runs tools/demo.sh.
+demo: build tools demo-deps
+	tools/demo.sh
+
+demo-deps:
+	@if [ ! -f "$${ZOOKEEPER_JAR:-/usr/share/java/zookeeper.jar}" ]; then \
+	  echo "installing ZooKeeper from Debian's packages"; \
+	  $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends zookeeper; \
+	fi
+	@command -v curl >/dev/null && command -v python3 >/dev/null || \
+	  { $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends curl python3; }
 
 # Benchmarks against real components (ZooKeeper, the built binary, ADS clients).
 BENCH ?= .

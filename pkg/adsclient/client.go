@@ -93,6 +93,7 @@ type Client struct {
 	changed chan struct{} // closed and replaced whenever a response arrives or the stream ends
 	names   map[string][]string
 	latest  map[string]*discovery.DiscoveryResponse
+	merged  map[string]map[string]*anypb.Any // type -> name -> resource, as a proxy holds them
 	counts  map[string]int
 	err     error
 }
@@ -120,6 +121,7 @@ func Dial(addr string, node Node) (*Client, error) {
 		changed: make(chan struct{}),
 		names:   map[string][]string{},
 		latest:  map[string]*discovery.DiscoveryResponse{},
+		merged:  map[string]map[string]*anypb.Any{},
 		counts:  map[string]int{},
 	}
 	go c.receive()
@@ -165,6 +167,7 @@ func (c *Client) receive() {
 		}
 		c.latest[resp.TypeUrl] = resp
 		c.counts[resp.TypeUrl]++
+		c.merge(resp)
 		names := c.names[resp.TypeUrl]
 		close(c.changed)
 		c.changed = make(chan struct{})
@@ -175,6 +178,61 @@ func (c *Client) receive() {
 			VersionInfo: resp.VersionInfo, ResponseNonce: resp.Nonce,
 		})
 	}
+}
+
+// merge keeps what a proxy holds: listeners and clusters are replaced by every
+// (state-of-the-world) response, routes and endpoints are updated by name.
+func (c *Client) merge(resp *discovery.DiscoveryResponse) {
+	m := c.merged[resp.TypeUrl]
+	if m == nil || resp.TypeUrl == ListenerType || resp.TypeUrl == ClusterType {
+		m = map[string]*anypb.Any{}
+		c.merged[resp.TypeUrl] = m
+	}
+	for _, a := range resp.Resources {
+		m[resourceName(a)] = a
+	}
+}
+
+// resourceName reads the name of the xDS resource types this client is used with.
+func resourceName(a *anypb.Any) string {
+	msg, err := a.UnmarshalNew()
+	if err != nil {
+		return ""
+	}
+	type named interface{ GetName() string }
+	type clusterNamed interface{ GetClusterName() string }
+	switch m := msg.(type) {
+	case clusterNamed:
+		return m.GetClusterName()
+	case named:
+		return m.GetName()
+	}
+	return ""
+}
+
+// Held returns the resources of a type the client holds, by name.
+func (c *Client) Held(typeURL string) map[string]*anypb.Any {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]*anypb.Any, len(c.merged[typeURL]))
+	for k, v := range c.merged[typeURL] {
+		out[k] = v
+	}
+	return out
+}
+
+// Changed returns a channel closed at the next response (or when the stream ends).
+func (c *Client) Changed() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.changed
+}
+
+// Err is the stream error once it ended.
+func (c *Client) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
 }
 
 // Latest returns the last response received for typeURL, or nil.

@@ -29,7 +29,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/dubbo-istiod/dubbo-istiod/tests/framework/mosnclient"
+	"github.com/dubbo-istiod/dubbo-istiod/pkg/xdsview"
 	"github.com/dubbo-istiod/dubbo-istiod/tests/framework/pilot"
 	"github.com/dubbo-istiod/dubbo-istiod/tests/framework/zk"
 )
@@ -146,7 +146,7 @@ func TestMOSNGolden(t *testing.T) {
 		Args:      []string{"--dubboRegistry=zookeeper://" + zs.Addr + "?name=zk"},
 	})
 	p.WaitReady(t, 60*time.Second)
-	_, s := syncMOSN(t, p, mosnclient.Node("10.1.0.9", "consumer-1", "default",
+	_, s := syncMOSN(t, p, xdsview.Node("10.1.0.9", "consumer-1", "default",
 		map[string]any{"LABELS": map[string]any{"app": "consumer"}}))
 
 	dubboHosts := []string{"com.example.demoservice", "com.example.orderservice", "com.example.userservice", "org.apache.dubbo.samples.greeter-inner"}

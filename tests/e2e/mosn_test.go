@@ -31,7 +31,7 @@ import (
 
 	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/mosn/conformance"
 	"github.com/dubbo-istiod/dubbo-istiod/pkg/adsclient"
-	"github.com/dubbo-istiod/dubbo-istiod/tests/framework/mosnclient"
+	"github.com/dubbo-istiod/dubbo-istiod/pkg/xdsview"
 	"github.com/dubbo-istiod/dubbo-istiod/tests/framework/pilot"
 	"github.com/dubbo-istiod/dubbo-istiod/tests/framework/zk"
 )
@@ -110,7 +110,7 @@ func syncMOSN(t *testing.T, p *pilot.Instance, node adsclient.Node) (*adsclient.
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	s, err := mosnclient.Sync(c, 30*time.Second)
+	s, err := xdsview.Sync(c, 30*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +210,7 @@ func ruleStrings(rc *route.RouteConfiguration) []string {
 func TestMOSNReceivesDubboRecipe(t *testing.T) {
 	e := startDubbo(t, map[string]string{"dr.yaml": versionSubsets, "vs.yaml": grayAndSplit})
 
-	_, s := syncMOSN(t, e.pilot, mosnclient.Node("10.1.0.7", "consumer-1", "default", nil))
+	_, s := syncMOSN(t, e.pilot, xdsview.Node("10.1.0.7", "consumer-1", "default", nil))
 	dump(t, "mosn-consumer.json", append(append(append([]proto.Message{}, protoList(s.Listeners)...), protoList(s.Routes)...), protoList(s.Clusters)...)...)
 
 	// LDS: egress_dubbo bound to 127.0.0.1:20881 through deprecated_v1, one chain, HCM with RDS.
@@ -222,7 +222,7 @@ func TestMOSNReceivesDubboRecipe(t *testing.T) {
 	if sa.GetAddress() != "127.0.0.1" || sa.GetPortValue() != 20881 || !eg.GetDeprecatedV1().GetBindToPort().GetValue() {
 		t.Fatalf("egress_dubbo at %s:%d bind=%v", sa.GetAddress(), sa.GetPortValue(), eg.GetDeprecatedV1().GetBindToPort())
 	}
-	if got := mosnclient.RouteNames([]*listener.Listener{eg}); strings.Join(got, ",") != "dubbo-20881" {
+	if got := xdsview.RouteNames([]*listener.Listener{eg}); strings.Join(got, ",") != "dubbo-20881" {
 		t.Fatalf("egress_dubbo route names %v", got)
 	}
 	if findListener(s, "ingress_dubbo") != nil {
@@ -311,7 +311,7 @@ func TestMOSNProviderGetsIngress(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, s := syncMOSN(t, e.pilot, mosnclient.Node(tc.ip, "pod-"+strings.ReplaceAll(tc.name, " ", "-"), "dubbo", tc.meta))
+			_, s := syncMOSN(t, e.pilot, xdsview.Node(tc.ip, "pod-"+strings.ReplaceAll(tc.name, " ", "-"), "dubbo", tc.meta))
 			eg := findListener(s, "egress_dubbo")
 			if eg == nil || eg.GetAddress().GetSocketAddress().GetPortValue() != tc.out {
 				t.Fatalf("egress_dubbo %v, want port %d", eg.GetAddress(), tc.out)
@@ -347,7 +347,7 @@ func TestMOSNProviderGetsIngress(t *testing.T) {
 // change pushes RDS; a new interface appears in RDS with no restart.
 func TestMOSNDynamicUpdates(t *testing.T) {
 	e := startDubbo(t, map[string]string{"dr.yaml": versionSubsets, "vs.yaml": grayAndSplit})
-	c, _ := syncMOSN(t, e.pilot, mosnclient.Node("10.1.0.8", "consumer-2", "default", nil))
+	c, _ := syncMOSN(t, e.pilot, xdsview.Node("10.1.0.8", "consumer-2", "default", nil))
 	lds, rds, cds := c.Responses(adsclient.ListenerType), c.Responses(adsclient.RouteType), c.Responses(adsclient.ClusterType)
 
 	// Provider churn: EDS only.
@@ -442,7 +442,7 @@ func TestEnvoyNodesGetUpstreamOutput(t *testing.T) {
 		}
 		defer c.Close()
 		// An Envoy asks in the same order as MOSN does; reuse the sequencing.
-		s, err := mosnclient.Sync(c, 30*time.Second)
+		s, err := xdsview.Sync(c, 30*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -510,7 +510,7 @@ spec:
 	time.Sleep(300 * time.Millisecond)
 
 	// EDS for a cluster nobody has: still answered, with an empty assignment.
-	c, err := adsclient.Dial(e.pilot.GRPCAddr, mosnclient.Node("10.1.0.10", "c", "default", nil))
+	c, err := adsclient.Dial(e.pilot.GRPCAddr, xdsview.Node("10.1.0.10", "c", "default", nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -523,7 +523,7 @@ spec:
 	}
 
 	// The greeter VirtualService's only match is on uri: dropped, and logged.
-	s, err := mosnclient.Sync(c, 30*time.Second)
+	s, err := xdsview.Sync(c, 30*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -538,7 +538,7 @@ spec:
 	}
 
 	// A proxy in the namespace with the Sidecar sees only the demo service.
-	_, rs := syncMOSN(t, e.pilot, mosnclient.Node("10.1.0.11", "r", "restricted", nil))
+	_, rs := syncMOSN(t, e.pilot, xdsview.Node("10.1.0.11", "r", "restricted", nil))
 	got := ruleStrings(findRoute(rs, "dubbo-20881"))
 	if len(got) != 1 || !strings.HasPrefix(got[0], "service=com.example.DemoService ->") {
 		t.Fatalf("Sidecar egress not honoured: %v", got)

@@ -19,59 +19,22 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/go-zookeeper/zk"
+
+	"github.com/dubbo-istiod/dubbo-istiod/pkg/dubbowire"
 )
 
-// JavaURLEncode is java.net.URLEncoder.encode(s, "UTF-8"), which Dubbo's
-// ZookeeperRegistry applies to url.toFullString() to make the node name:
-// [A-Za-z0-9.-*_] kept, space as '+', every other byte as %XX (upper case).
-func JavaURLEncode(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '-', c == '*', c == '_':
-			b.WriteByte(c)
-		case c == ' ':
-			b.WriteByte('+')
-		default:
-			fmt.Fprintf(&b, "%%%02X", c)
-		}
-	}
-	return b.String()
-}
-
-// ProviderURL builds a provider URL as Dubbo 2.7/3 writes it: parameters sorted by name.
-func ProviderURL(ip string, port int, iface string, params map[string]string) string {
-	p := map[string]string{
-		"anyhost": "true", "application": "demo-provider", "deprecated": "false", "dubbo": "2.0.2",
-		"dynamic": "true", "generic": "false", "interface": iface, "methods": "sayHello,sayHelloAsync",
-		"pid": "4242", "release": "3.2.10", "side": "provider", "timestamp": "1700000000000",
-	}
-	for k, v := range params {
-		if v == "" {
-			delete(p, k)
-		} else {
-			p[k] = v
-		}
-	}
-	keys := make([]string, 0, len(p))
-	for k := range p {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	kv := make([]string, 0, len(keys))
-	for _, k := range keys {
-		kv = append(kv, k+"="+p[k])
-	}
-	return fmt.Sprintf("dubbo://%s:%d/%s?%s", ip, port, iface, strings.Join(kv, "&"))
-}
+// JavaURLEncode, ProviderURL and NodePath: Dubbo's registration format (pkg/dubbowire).
+var (
+	JavaURLEncode = dubbowire.JavaURLEncode
+	ProviderURL   = dubbowire.ProviderURL
+	NodePath      = dubbowire.NodePath
+)
 
 // Client is a ZooKeeper session, as one Dubbo application holds it.
 type Client struct {
@@ -156,11 +119,6 @@ func (c *Client) create(path string, flags int32) error {
 		return nil
 	}
 	return err
-}
-
-// NodePath is where Dubbo registers a URL for an interface: /dubbo/<iface>/<category>/<encoded>.
-func NodePath(root, iface, category, rawURL string) string {
-	return fmt.Sprintf("%s/%s/%s/%s", root, JavaURLEncode(iface), category, JavaURLEncode(rawURL))
 }
 
 // Register registers a provider URL as Dubbo does (ephemeral; dynamic=false makes it

@@ -12,11 +12,12 @@
 // See the License for the specific language governing permissions and
 // limitations under the License.
 
-// Package mosnclient is an ADS client that presents itself as a MOSN sidecar and asks
-// for resources in MOSN's order (mosn-xds.md §4.2): CDS, then EDS for every EDS
-// cluster by Cluster.name, then LDS, then RDS for the route names of the listeners' HTTP
-// connection managers. It is a real gRPC client; MOSN itself cannot run here.
-package mosnclient
+// Package xdsview connects to istiod as a MOSN (or Envoy) sidecar and shows the Dubbo
+// view of what the proxy receives. Sync asks for resources in MOSN's order
+// (mosn-xds.md §4.2): CDS, then EDS for every EDS cluster by Cluster.name, then LDS, then
+// RDS for the route names of the listeners' HTTP connection managers. It is a real gRPC
+// client (MOSN itself cannot run here); tests and tools/dubbo-xds use it.
+package xdsview
 
 import (
 	"fmt"
@@ -29,6 +30,7 @@ import (
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/mosn/conformance"
 	"github.com/dubbo-istiod/dubbo-istiod/pkg/adsclient"
@@ -138,5 +140,52 @@ func RouteNames(ls []*listener.Listener) []string {
 		out = append(out, n)
 	}
 	sort.Strings(out)
+	return out
+}
+
+// Held decodes everything the client holds now (after Sync, updated by every push).
+func Held(c *adsclient.Client) (conformance.Snapshot, error) {
+	var s conformance.Snapshot
+	for _, a := range sortedAnys(c.Held(adsclient.ListenerType)) {
+		m := &listener.Listener{}
+		if err := a.UnmarshalTo(m); err != nil {
+			return s, err
+		}
+		s.Listeners = append(s.Listeners, m)
+	}
+	for _, a := range sortedAnys(c.Held(adsclient.RouteType)) {
+		m := &route.RouteConfiguration{}
+		if err := a.UnmarshalTo(m); err != nil {
+			return s, err
+		}
+		s.Routes = append(s.Routes, m)
+	}
+	for _, a := range sortedAnys(c.Held(adsclient.ClusterType)) {
+		m := &cluster.Cluster{}
+		if err := a.UnmarshalTo(m); err != nil {
+			return s, err
+		}
+		s.Clusters = append(s.Clusters, m)
+	}
+	for _, a := range sortedAnys(c.Held(adsclient.EndpointType)) {
+		m := &endpoint.ClusterLoadAssignment{}
+		if err := a.UnmarshalTo(m); err != nil {
+			return s, err
+		}
+		s.Endpoints = append(s.Endpoints, m)
+	}
+	return s, nil
+}
+
+func sortedAnys(m map[string]*anypb.Any) []*anypb.Any {
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	out := make([]*anypb.Any, 0, len(names))
+	for _, n := range names {
+		out = append(out, m[n])
+	}
 	return out
 }

@@ -1,0 +1,233 @@
+// Copyright dubbo-istiod authors.
+//
+// Licensed under the Apache License, Version 2.0 (the "License");
+// you may not use this file except in compliance with the License.
+// You may obtain a copy of the License at
+//
+//     http://www.apache.org/licenses/LICENSE-2.0
+//
+// Unless required by applicable law or agreed to in writing, software
+// distributed under the License is distributed on an "AS IS" BASIS,
+// WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+// See the License for the specific language governing permissions and
+// limitations under the License.
+
+package xdsview
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+
+	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/mosn/conformance"
+)
+
+// Rule renders a Dubbo route rule: "<interface> <conditions> -> <where>".
+func Rule(r *route.Route) string {
+	svc, conds := "*", []string{}
+	for _, h := range r.GetMatch().GetHeaders() {
+		v := h.GetExactMatch()
+		op := "="
+		if re := h.GetSafeRegexMatch(); re != nil {
+			v, op = re.Regex, "~"
+		}
+		if h.Name == "service" && op == "=" {
+			svc = v
+			continue
+		}
+		conds = append(conds, h.Name+op+v)
+	}
+	when := "(any call)"
+	if len(conds) > 0 {
+		when = strings.Join(conds, " & ")
+	}
+	a := r.GetRoute()
+	var where string
+	if wc := a.GetWeightedClusters(); wc != nil {
+		total := uint32(0)
+		for _, c := range wc.Clusters {
+			total += c.Weight.GetValue()
+		}
+		var parts []string
+		for _, c := range wc.Clusters {
+			parts = append(parts, fmt.Sprintf("%d%% %s", c.Weight.GetValue()*100/max(total, 1), c.Name))
+		}
+		where = strings.Join(parts, ", ")
+	} else {
+		where = a.GetCluster()
+	}
+	var extra []string
+	if t := a.GetTimeout(); t != nil {
+		extra = append(extra, "timeout "+t.AsDuration().String())
+	}
+	if rp := a.GetRetryPolicy(); rp != nil {
+		extra = append(extra, fmt.Sprintf("%d retries", rp.GetNumRetries().GetValue()))
+	}
+	for _, m := range a.GetRequestMirrorPolicies() {
+		extra = append(extra, fmt.Sprintf("mirror %d%% to %s", m.GetRuntimeFraction().GetDefaultValue().GetNumerator(), m.Cluster))
+	}
+	out := fmt.Sprintf("%s  %s  ->  %s", svc, when, where)
+	if len(extra) > 0 {
+		out += "  [" + strings.Join(extra, ", ") + "]"
+	}
+	return out
+}
+
+// isDubboCluster: clusters a Dubbo route points at, plus the inbound one.
+func dubboClusters(s conformance.Snapshot) map[string]bool {
+	out := map[string]bool{}
+	for _, rc := range s.Routes {
+		if !strings.HasPrefix(rc.Name, "dubbo-") && rc.Name != "ingress_dubbo" {
+			continue
+		}
+		for _, vh := range rc.VirtualHosts {
+			for _, r := range vh.Routes {
+				if c := r.GetRoute().GetCluster(); c != "" {
+					out[c] = true
+				}
+				for _, w := range r.GetRoute().GetWeightedClusters().GetClusters() {
+					out[w.Name] = true
+				}
+			}
+		}
+	}
+	return out
+}
+
+// Summary writes the Dubbo view of a snapshot: listeners, which call goes where,
+// clusters and their endpoints with ports and weights.
+func Summary(w io.Writer, s conformance.Snapshot) {
+	fmt.Fprintln(w, "LISTENERS (Dubbo)")
+	for _, l := range s.Listeners {
+		if !strings.HasSuffix(l.Name, "_dubbo") {
+			continue
+		}
+		sa := l.GetAddress().GetSocketAddress()
+		target := ""
+		for _, fc := range l.FilterChains {
+			for _, f := range fc.Filters {
+				m := &hcm.HttpConnectionManager{}
+				if f.GetTypedConfig().UnmarshalTo(m) != nil {
+					continue
+				}
+				if r := m.GetRds(); r != nil {
+					target = "routes " + r.RouteConfigName
+				} else if rc := m.GetRouteConfig(); rc != nil && len(rc.VirtualHosts) > 0 && len(rc.VirtualHosts[0].Routes) > 0 {
+					target = "-> " + rc.VirtualHosts[0].Routes[0].GetRoute().GetCluster()
+				}
+			}
+		}
+		fmt.Fprintf(w, "  %-14s %s:%d  %s\n", l.Name, sa.GetAddress(), sa.GetPortValue(), target)
+	}
+	for _, rc := range s.Routes {
+		if !strings.HasPrefix(rc.Name, "dubbo-") {
+			continue
+		}
+		fmt.Fprintf(w, "ROUTES %s (first match wins)\n", rc.Name)
+		for _, vh := range rc.VirtualHosts {
+			for _, r := range vh.Routes {
+				fmt.Fprintf(w, "  %s\n", Rule(r))
+			}
+		}
+	}
+	used := dubboClusters(s)
+	eps := map[string][]string{}
+	for _, la := range s.Endpoints {
+		for _, le := range la.Endpoints {
+			for _, ep := range le.LbEndpoints {
+				sa := ep.GetEndpoint().GetAddress().GetSocketAddress()
+				eps[la.ClusterName] = append(eps[la.ClusterName], fmt.Sprintf("%s:%d (weight %d)",
+					sa.GetAddress(), sa.GetPortValue(), max(ep.GetLoadBalancingWeight().GetValue(), 1)))
+			}
+		}
+	}
+	fmt.Fprintln(w, "CLUSTERS AND ENDPOINTS (Dubbo)")
+	var names []string
+	for _, c := range s.Clusters {
+		if used[c.Name] || strings.HasPrefix(c.Name, "inbound|") {
+			names = append(names, c.Name)
+		}
+	}
+	sort.Strings(names)
+	byName := map[string]*cluster.Cluster{}
+	for _, c := range s.Clusters {
+		byName[c.Name] = c
+	}
+	for _, n := range names {
+		c := byName[n]
+		list := eps[n]
+		if la := c.GetLoadAssignment(); la != nil {
+			for _, le := range la.Endpoints {
+				for _, ep := range le.LbEndpoints {
+					sa := ep.GetEndpoint().GetAddress().GetSocketAddress()
+					list = append(list, fmt.Sprintf("%s:%d", sa.GetAddress(), sa.GetPortValue()))
+				}
+			}
+		}
+		sort.Strings(list)
+		fmt.Fprintf(w, "  %s  [%s %s]\n", n, c.GetType(), c.LbPolicy)
+		if len(list) == 0 {
+			fmt.Fprintln(w, "      (no endpoints)")
+		}
+		for _, e := range list {
+			fmt.Fprintf(w, "      %s\n", e)
+		}
+	}
+}
+
+// Endpoint is a published Dubbo endpoint with the interface its cluster serves.
+type Endpoint struct {
+	Cluster, Interface, Addr string
+}
+
+// DubboEndpoints lists the endpoints of the clusters the Dubbo routes use, with the
+// interface each cluster serves (from the rules' service condition).
+func DubboEndpoints(s conformance.Snapshot) []Endpoint {
+	iface := map[string]string{}
+	for _, rc := range s.Routes {
+		if !strings.HasPrefix(rc.Name, "dubbo-") {
+			continue
+		}
+		for _, vh := range rc.VirtualHosts {
+			for _, r := range vh.Routes {
+				svc := ""
+				for _, h := range r.GetMatch().GetHeaders() {
+					if h.Name == "service" {
+						svc = h.GetExactMatch()
+					}
+				}
+				if c := r.GetRoute().GetCluster(); c != "" {
+					iface[c] = svc
+				}
+				for _, w := range r.GetRoute().GetWeightedClusters().GetClusters() {
+					iface[w.Name] = svc
+				}
+			}
+		}
+	}
+	var out []Endpoint
+	for _, la := range s.Endpoints {
+		i, ok := iface[la.ClusterName]
+		if !ok {
+			continue
+		}
+		for _, le := range la.Endpoints {
+			for _, ep := range le.LbEndpoints {
+				sa := ep.GetEndpoint().GetAddress().GetSocketAddress()
+				out = append(out, Endpoint{la.ClusterName, i, fmt.Sprintf("%s:%d", sa.GetAddress(), sa.GetPortValue())})
+			}
+		}
+	}
+	sort.Slice(out, func(a, b int) bool {
+		if out[a].Cluster != out[b].Cluster {
+			return out[a].Cluster < out[b].Cluster
+		}
+		return out[a].Addr < out[b].Addr
+	})
+	return out
+}

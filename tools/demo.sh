@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# Copyright dubbo-istiod authors. Licensed under the Apache License, Version 2.0.
+#
+# make demo: a real ZooKeeper, two real Dubbo providers of com.example.DemoService
+# (v1.0.0 on 20880, v2.0.0 on 20890, registered in ZooKeeper as Dubbo does), dubbo-istiod
+# standalone with example VirtualService/DestinationRule, and what a MOSN sidecar receives.
+# Then it changes things live and shows the pushes arriving. Ctrl-C stops everything.
+#
+# DEMO_EXIT=1 runs the scripted part and exits (used by the tests).
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BIN=$ROOT/out/bin
+WORK=$(mktemp -d /tmp/dubbo-istiod-demo.XXXXXX)
+LOGS=$WORK/logs
+mkdir -p "$LOGS" "$WORK/zk-data" "$WORK/config"
+PIDS=()
+record() { PIDS+=("$1"); echo "$1" >>"$WORK/pids"; } # the pids file lets tests check Ctrl-C
+
+bold() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+cleanup() {
+  trap - EXIT INT TERM
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  echo
+  echo "demo: stopped everything it started; logs are in $LOGS"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+wait_for() { # what, seconds, command...
+  local what=$1 n=$2; shift 2
+  for _ in $(seq $((n * 10))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "demo: $what did not come up; see $LOGS" >&2
+  exit 1
+}
+
+ZK_PORT=2181; port_busy $ZK_PORT && ZK_PORT=$(free_port)
+GRPC=15010; port_busy $GRPC && GRPC=$(free_port)
+HTTP=8080; port_busy $HTTP && HTTP=$(free_port)
+MON=15014; port_busy $MON && MON=$(free_port)
+V1_ADMIN=$(free_port)
+for p in 20880 20890; do
+  if port_busy $p; then echo "demo: port $p is in use; the demo providers need it" >&2; exit 1; fi
+done
+
+echo "dubbo-istiod demo: logs in $LOGS"
+
+bold "1. ZooKeeper on 127.0.0.1:$ZK_PORT (Debian's zookeeper package)"
+cat >"$WORK/zoo.cfg" <<EOF
+tickTime=500
+dataDir=$WORK/zk-data
+clientPort=$ZK_PORT
+clientPortAddress=127.0.0.1
+admin.enableServer=false
+4lw.commands.whitelist=ruok,srvr
+EOF
+java -Xmx256m -cp "${ZOOKEEPER_JAR:-/usr/share/java/zookeeper.jar}" org.apache.zookeeper.server.ZooKeeperServerMain "$WORK/zoo.cfg" >"$LOGS/zookeeper.log" 2>&1 &
+record $!
+wait_for ZooKeeper 30 bash -c "exec 3<>/dev/tcp/127.0.0.1/$ZK_PORT; printf ruok >&3; read -t 1 -n 4 r <&3; [ \"\$r\" = imok ]"
+echo "ZooKeeper is up"
+
+bold "2. Two Dubbo providers of com.example.DemoService (Hessian2 over the Dubbo protocol)"
+"$BIN/dubbo-provider" --zk 127.0.0.1:$ZK_PORT --port 20880 --version 1.0.0 --weight 100 --admin 127.0.0.1:$V1_ADMIN >"$LOGS/provider-v1.log" 2>&1 &
+record $!
+"$BIN/dubbo-provider" --zk 127.0.0.1:$ZK_PORT --port 20890 --version 2.0.0 --weight 100 >"$LOGS/provider-v2.log" 2>&1 &
+V2_PID=$!
+record $V2_PID
+wait_for "provider v1" 30 grep -q registered "$LOGS/provider-v1.log"
+wait_for "provider v2" 30 grep -q registered "$LOGS/provider-v2.log"
+sed -n 's/^.*registered /  registered /p' "$LOGS/provider-v1.log" "$LOGS/provider-v2.log" | cut -c1-160
+
+bold "3. dubbo-istiod (standalone: no Kubernetes) reading ZooKeeper, with manifests/examples/dubbo/demo-routing.yaml"
+cp "$ROOT/manifests/examples/dubbo/demo-routing.yaml" "$WORK/config/"
+ENABLE_CA_SERVER=false PILOT_CERT_PROVIDER=none \
+"$BIN/pilot-discovery" discovery --registries= --configDir="$WORK/config" \
+  --dubboRegistry="zookeeper://127.0.0.1:$ZK_PORT?name=demo-zk" \
+  --grpcAddr=127.0.0.1:$GRPC --secureGRPCAddr= --httpsAddr= \
+  --httpAddr=127.0.0.1:$HTTP --monitoringAddr=127.0.0.1:$MON --ctrlz_port=0 \
+  --meshConfig=/nonexistent --networksConfig=/nonexistent >"$LOGS/pilot-discovery.log" 2>&1 &
+record $!
+wait_for "pilot-discovery /ready" 60 bash -c "curl -sf -o /dev/null http://127.0.0.1:$HTTP/ready"
+echo "pilot-discovery is ready: xDS on 127.0.0.1:$GRPC, debug on 127.0.0.1:$MON"
+
+bold "4. What a MOSN sidecar of a consumer receives (tools/dubbo-xds --kind mosn --call sayHello)"
+"$BIN/dubbo-xds" --istiod 127.0.0.1:$GRPC --kind mosn --call sayHello --check
+
+bold "5. /debug/dubboz (what the registry sees)"
+curl -s "http://127.0.0.1:$MON/debug/dubboz" >"$WORK/dubboz.json"
+python3 - "$WORK/dubboz.json" <<'PY'
+import json, sys
+v = json.load(open(sys.argv[1]))
+for r in v["registries"]:
+    print("  registry %s: connected=%s interfaces=%d providers=%d" % (r["name"], r["connected"], r["interfaces"], r["providers"]))
+for i in v["interfaces"]:
+    print("  %s -> %s" % (i["interface"], i["hostname"]))
+    for e in i["instances"]:
+        print("      %s:%d  weight %d  version=%s  workload=%s" % (e["address"], e["port"], e["weight"], e["labels"].get("version"), e["workload"]))
+PY
+
+bold "6. Live changes, watched by a MOSN sidecar (tools/dubbo-xds --watch)"
+"$BIN/dubbo-xds" --istiod 127.0.0.1:$GRPC --kind mosn --watch >"$LOGS/watch.log" 2>&1 &
+record $!
+wait_for "the watching sidecar" 30 grep -q "CLUSTERS AND ENDPOINTS" "$LOGS/watch.log"
+updates() { grep -c '^--- update at' "$LOGS/watch.log" || true; }
+show_update() { # the clusters and endpoints of the newest update
+  awk '/^--- update at/{buf=""; keep=0} /^CLUSTERS AND ENDPOINTS/{keep=1} keep{buf=buf"\n      "$0} END{print buf}' "$LOGS/watch.log"
+}
+
+echo "-> provider v1 re-registers with weight 300 (as Dubbo governance does)"
+before=$(updates); start=$(date +%s%N)
+curl -sf -X POST "http://127.0.0.1:$V1_ADMIN/weight?value=300" >/dev/null
+wait_for "the weight update" 10 bash -c "[ \$(grep -c '^--- update at' '$LOGS/watch.log') -gt $before ]"
+echo "   update at the sidecar after $(( ($(date +%s%N) - start) / 1000000 )) ms:"
+show_update
+
+echo "-> stopping provider v2 (its ephemeral node leaves ZooKeeper)"
+before=$(updates); start=$(date +%s%N)
+kill -TERM "$V2_PID"
+wait_for "the EDS update" 10 bash -c "[ \$(grep -c '^--- update at' '$LOGS/watch.log') -gt $before ]"
+echo "   update at the sidecar after $(( ($(date +%s%N) - start) / 1000000 )) ms:"
+show_update
+
+if [ "${DEMO_EXIT:-}" = 1 ]; then
+  echo
+  echo "demo: done (DEMO_EXIT=1)"
+  exit 0
+fi
+bold "Running. The sidecar view updates in $LOGS/watch.log; try:"
+echo "  $BIN/dubbo-xds --istiod 127.0.0.1:$GRPC           # a MOSN consumer's view"
+echo "  $BIN/dubbo-xds --istiod 127.0.0.1:$GRPC --ip 127.0.0.1   # the provider's sidecar (ingress_dubbo)"
+echo "  curl -s 127.0.0.1:$MON/debug/dubboz"
+echo "Press Ctrl-C to stop everything."
+sleep 2147483647 &
+record $!
+wait $! # interruptible: the INT/TERM trap runs at once
