@@ -38,7 +38,7 @@ TEST_FLAGS ?=
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all prepare build tools test test-unit test-upstream test-e2e patches-check demo demo-deps bench clean
+.PHONY: image all prepare build tools test test-unit test-upstream test-e2e patches-check demo demo-deps bench clean
 
 all: build
 
@@ -54,22 +54,21 @@ patches-check:
 
 test-unit: prepare
 	$(GO) vet ./...
-	$(GO) test $(TEST_FLAGS) $$($(GO) list ./... | grep -v /tests/e2e)
+	$(GO) test $(TEST_FLAGS) $$($(GO) list ./... | grep -v -e /tests/e2e -e /tests/install)
 
 # Upstream tests run inside the patched copy, as the upstream module they are.
 test-upstream: prepare
 	cd out/istio && GOWORK=off $(GO) test $(TEST_FLAGS) $(UPSTREAM_TEST_PKGS)
 
-test-e2e: build tools
-	PILOT_DISCOVERY_BIN=$(CURDIR)/$(BIN) $(GO) test $(TEST_FLAGS) -count=1 ./tests/e2e/...
+test-e2e: build tools image
+	PILOT_DISCOVERY_BIN=$(CURDIR)/$(BIN) $(GO) test $(TEST_FLAGS) -count=1 ./tests/e2e/... ./tests/install/...
 
 test: patches-check test-unit test-e2e test-upstream
-
-TOOLS := out/bin/dubbo-provider out/bin/dubbo-xds
 
 tools: prepare
 	$(GO) build -o out/bin/dubbo-provider ./tools/dubbo-provider
 	$(GO) build -o out/bin/dubbo-xds ./tools/dubbo-xds
+	$(GO) build -trimpath -tags=$(BUILD_TAGS) -o out/bin/istioctl istio.io/istio/istioctl/cmd/istioctl
 
 # The live demo: installs ZooKeeper (Debian) if missing, then runs tools/demo.sh.
 demo: build tools demo-deps
@@ -88,6 +87,22 @@ BENCH ?= .
 BENCH_TIME ?= 1x
 bench: build
 	PILOT_DISCOVERY_BIN=$(CURDIR)/$(BIN) $(GO) test -run '^$$' -bench '$(BENCH)' -benchtime=$(BENCH_TIME) -timeout 30m ./tests/bench/...
+
+# The pilot image: the build context is out/docker/pilot (Dockerfile + <arch>/pilot-discovery).
+# With a Docker engine it is built as $(HUB)/pilot:$(VERSION); without one, the context is
+# left ready for `docker build` elsewhere.
+IMAGE := $(HUB)/pilot:$(VERSION)
+BASE_VERSION = $(shell sed -n 's/^BASE_VERSION ?= //p' out/istio/Makefile.core.mk)
+image: build
+	rm -rf out/docker/pilot && mkdir -p out/docker/pilot/$(GOARCH_LOCAL)
+	cp docker/Dockerfile.pilot out/docker/pilot/Dockerfile
+	cp $(BIN) out/docker/pilot/$(GOARCH_LOCAL)/pilot-discovery
+	@if docker info >/dev/null 2>&1; then \
+	  docker build --build-arg BASE_VERSION=$(BASE_VERSION) --build-arg TARGETARCH=$(GOARCH_LOCAL) -t $(IMAGE) out/docker/pilot; \
+	else \
+	  echo "no Docker engine here: build context ready in out/docker/pilot; elsewhere run:"; \
+	  echo "  docker build --build-arg BASE_VERSION=$(BASE_VERSION) -t $(IMAGE) out/docker/pilot"; \
+	fi
 
 clean:
 	rm -rf out go.work go.work.sum
