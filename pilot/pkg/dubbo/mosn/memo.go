@@ -15,29 +15,37 @@
 package mosn
 
 import (
+	"bytes"
+	"hash/maphash"
 	"sync"
 
 	"google.golang.org/protobuf/types/known/anypb"
 )
 
-// memo remembers the MOSN form of upstream resources. Upstream serves unchanged clusters
-// and load assignments from its XDS cache as the same immutable *anypb.Any, so keying on
-// that pointer turns the per-push unmarshal/adapt/marshal into a map lookup. Holding the
-// key keeps the pointer from being reused. Two generations bound the memory: when the
-// current one is full it becomes the previous one and the oldest is dropped.
+// memo remembers the MOSN form of upstream resources by content: upstream re-encodes
+// unchanged clusters and load assignments on every push, so the same bytes come back
+// again and again. Hashing them (and comparing on a hit) is far cheaper than
+// unmarshalling, adapting and re-marshalling each one per push. Two generations bound the
+// memory: when the current one is full it becomes the previous one and the oldest goes.
 type memo struct {
 	mu        sync.Mutex
-	cur, prev map[memoKey]*anypb.Any
+	seed      maphash.Seed
+	cur, prev map[memoKey]memoEntry
 	limit     int
 }
 
 type memoKey struct {
-	in   *anypb.Any
 	name string
+	sum  uint64
+}
+
+type memoEntry struct {
+	in  []byte // the upstream bytes, compared on a hit (a hash alone could collide)
+	out *anypb.Any
 }
 
 func newMemo(limit int) *memo {
-	return &memo{cur: map[memoKey]*anypb.Any{}, prev: map[memoKey]*anypb.Any{}, limit: limit}
+	return &memo{seed: maphash.MakeSeed(), cur: map[memoKey]memoEntry{}, prev: map[memoKey]memoEntry{}, limit: limit}
 }
 
 // fit grows the generation size to the working set (twice the resources of a response),
@@ -51,16 +59,16 @@ func (m *memo) fit(n int) {
 }
 
 func (m *memo) get(in *anypb.Any, name string, compute func() (*anypb.Any, error)) (*anypb.Any, error) {
-	k := memoKey{in, name}
+	k := memoKey{name, maphash.Bytes(m.seed, in.GetValue())}
 	m.mu.Lock()
-	if out, ok := m.cur[k]; ok {
+	if e, ok := m.cur[k]; ok && bytes.Equal(e.in, in.GetValue()) {
 		m.mu.Unlock()
-		return out, nil
+		return e.out, nil
 	}
-	if out, ok := m.prev[k]; ok {
-		m.cur[k] = out
+	if e, ok := m.prev[k]; ok && bytes.Equal(e.in, in.GetValue()) {
+		m.cur[k] = e
 		m.mu.Unlock()
-		return out, nil
+		return e.out, nil
 	}
 	m.mu.Unlock()
 	out, err := compute()
@@ -69,9 +77,9 @@ func (m *memo) get(in *anypb.Any, name string, compute func() (*anypb.Any, error
 	}
 	m.mu.Lock()
 	if len(m.cur) >= m.limit {
-		m.prev, m.cur = m.cur, map[memoKey]*anypb.Any{}
+		m.prev, m.cur = m.cur, map[memoKey]memoEntry{}
 	}
-	m.cur[k] = out
+	m.cur[k] = memoEntry{in: in.GetValue(), out: out}
 	m.mu.Unlock()
 	return out, nil
 }

@@ -125,17 +125,19 @@ func TestMemo(t *testing.T) {
 	m := newMemo(2)
 	calls := 0
 	compute := func() (*anypb.Any, error) { calls++; return &anypb.Any{TypeUrl: fmt.Sprint(calls)}, nil }
-	a, b, c := &anypb.Any{}, &anypb.Any{}, &anypb.Any{}
+	a := &anypb.Any{Value: []byte("a")}
 	x, _ := m.get(a, "a", compute)
-	y, _ := m.get(a, "a", compute)
+	y, _ := m.get(&anypb.Any{Value: []byte("a")}, "a", compute) // same bytes, another Any
 	if x != y || calls != 1 {
-		t.Fatalf("same upstream resource computed %d times", calls)
+		t.Fatalf("the same upstream bytes were adapted %d times", calls)
 	}
 	if z, _ := m.get(a, "other-name", compute); z == x {
 		t.Fatal("the name is part of the key")
 	}
-	m.get(b, "b", compute) // rotates: a is in the previous generation
-	m.get(c, "c", compute)
+	if z, _ := m.get(&anypb.Any{Value: []byte("b")}, "a", compute); z == x {
+		t.Fatal("changed bytes returned the old result")
+	}
+	m.get(&anypb.Any{Value: []byte("c")}, "c", compute) // rotates generations
 	before := calls
 	if z, _ := m.get(a, "a", compute); z != x || calls != before {
 		t.Fatal("an entry of the previous generation was recomputed")
