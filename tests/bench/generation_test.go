@@ -146,8 +146,8 @@ spec:
 }
 
 type genSetup struct {
-	s     *xdsfake.FakeDiscoveryServer
-	proxy *model.Proxy
+	s      *xdsfake.FakeDiscoveryServer
+	proxy  *model.Proxy
 	prefix string // "mosn/" or ""
 }
 
