@@ -83,7 +83,7 @@ spec:
 			fmt.Fprintf(&b, `---
 apiVersion: networking.istio.io/v1alpha3
 kind: EnvoyFilter
-metadata: {name: ef%[1]d, namespace: dubbo}
+metadata: {name: ef%[1]d, namespace: istio-system} # the root namespace: applies to every proxy, as Aeraki does
 spec:
   configPatches:
   - applyTo: NETWORK_FILTER

@@ -63,6 +63,9 @@ var (
 		"Default port of MOSN's egress_dubbo listener on 127.0.0.1 (node metadata DUBBO_OUTBOUND_PORT overrides). Same as --dubboOutboundPort.").Get()
 	inboundPortEnv = env.Register("PILOT_DUBBO_INBOUND_PORT", 20882,
 		"Default port of MOSN's ingress_dubbo listener (node metadata DUBBO_INBOUND_PORT overrides). Same as --dubboInboundPort.").Get()
+	edsPushIntervalEnv = env.Register("PILOT_DUBBO_EDS_PUSH_INTERVAL", 50*time.Millisecond,
+		"Dubbo provider changes are pushed (endpoints only) at most this often, bypassing the push debounce "+
+			"that a continuous stream of changes would starve; 0 uses istiod's debounce. Same as --dubboEDSPushInterval.").Get()
 	enableMOSNEnv = env.Register("PILOT_ENABLE_DUBBO_MOSN", true,
 		"Serve Dubbo listeners, routes and clusters to MOSN sidecars (node metadata GENERATOR=mosn). "+
 			"When false, MOSN sidecars get upstream's output like every other proxy.").Get()
@@ -80,6 +83,7 @@ type Flags struct {
 	EmptyProtection bool
 	SyncTimeout     time.Duration
 	ReconnectGrace  time.Duration
+	EDSPushInterval time.Duration
 	MOSN            mosn.Options
 }
 
@@ -110,6 +114,8 @@ func addFlags(c *cobra.Command) {
 		"Longest wait for the Dubbo registries' initial lists before istiod becomes ready anyway [env PILOT_DUBBO_SYNC_TIMEOUT]")
 	f.DurationVar(&flags.ReconnectGrace, "dubboReconnectGrace", reconnectGraceEnv,
 		"How long provider removals are held after a registry returns with a new session, while providers re-register [env PILOT_DUBBO_RECONNECT_GRACE]")
+	f.DurationVar(&flags.EDSPushInterval, "dubboEDSPushInterval", edsPushIntervalEnv,
+		"Dubbo provider changes are pushed (endpoints only) at most this often, instead of waiting for istiod's push debounce; 0 uses the debounce [env PILOT_DUBBO_EDS_PUSH_INTERVAL]")
 	f.Uint32Var(&flags.MOSN.OutboundPort, "dubboOutboundPort", uint32(outboundPortEnv),
 		"MOSN sidecars: port of the egress_dubbo listener on 127.0.0.1 that consumer apps call (node metadata DUBBO_OUTBOUND_PORT overrides) [env PILOT_DUBBO_OUTBOUND_PORT]")
 	f.Uint32Var(&flags.MOSN.InboundPort, "dubboInboundPort", uint32(inboundPortEnv),
@@ -132,6 +138,7 @@ func start(s *bootstrap.Server, args *bootstrap.PilotArgs, stop <-chan struct{})
 		if err != nil {
 			return err
 		}
+		ctl.SetPusher(s.XDSServer)
 		s.ServiceController().AddRegistry(ctl)
 		s.AddDebugHandler("/debug/dubboz", "Dubbo registries, interfaces and provider instances", ctl.DebugHandler)
 		for _, w := range watchers {
@@ -164,6 +171,7 @@ func NewRegistry(f Flags, clusterID cluster.ID, xds model.XDSUpdater) (*registry
 		ClusterID:       clusterID,
 		SyncTimeout:     f.SyncTimeout,
 		ReconnectGrace:  f.ReconnectGrace,
+		EDSPushInterval: f.EDSPushInterval,
 	}, xds)
 	if err != nil {
 		return nil, nil, fmt.Errorf("dubbo registry: %v", err)

@@ -77,6 +77,8 @@ type Controller struct {
 
 	endpointTotal int // guarded by updateMu
 
+	pacer *pacer // nil: endpoint updates go through istiod's debounce
+
 	synced       atomic.Bool
 	syncDeadline atomic.Pointer[time.Time]
 	logLimiter   *rate.Limiter
@@ -137,6 +139,15 @@ func NewController(opts Options, xds model.XDSUpdater) (*Controller, error) {
 		logLimiter:   rate.NewLimiter(rate.Limit(20), 100),
 		now:          time.Now,
 	}, nil
+}
+
+// SetPusher paces the endpoint pushes of Dubbo services through p (istiod's
+// DiscoveryServer) every Options.EDSPushInterval, instead of istiod's debounce. Call it
+// before Run.
+func (c *Controller) SetPusher(p Pusher) {
+	if c.opts.EDSPushInterval > 0 && p != nil {
+		c.pacer = newPacer(c.opts.EDSPushInterval, p)
+	}
 }
 
 // Options returns the options in effect.
@@ -558,10 +569,15 @@ func (c *Controller) publish(st *ifaceState, observed time.Time) {
 		prev := st.eps
 		c.setEndpoints(st, eps)
 		c.updateTargets(st, prev, eps)
-		if synced {
+		switch {
+		case synced && c.pacer != nil:
+			c.xds.EDSCacheUpdate(c.shard, string(hostname), ns, eps)
+			c.pacer.mark(string(hostname), ns)
+			updateLatency.Record(time.Since(observed).Seconds())
+		case synced:
 			c.xds.EDSUpdate(c.shard, string(hostname), ns, eps)
 			updateLatency.Record(time.Since(observed).Seconds())
-		} else {
+		default:
 			c.xds.EDSCacheUpdate(c.shard, string(hostname), ns, eps)
 		}
 		scope.Debugf("service %s: %d endpoints", hostname, len(eps))

@@ -60,6 +60,10 @@ var (
 		"dubbo_registry_events_total",
 		"Registry events by kind: providers, interface_added, interface_removed, connected, disconnected, session_expired, grace_expired.",
 	)
+	pacedPushes = monitoring.NewSum(
+		"dubbo_eds_paced_pushes_total",
+		"Endpoint-only pushes of Dubbo services made by the EDS pacer (--dubboEDSPushInterval).",
+	)
 	updateLatency = monitoring.NewDistribution(
 		"dubbo_registry_update_seconds",
 		"Time from a registry change notification to the xDS update handed to istiod's push queue.",

@@ -44,6 +44,9 @@ type Options struct {
 	// of providers vanish with a lost or restarted ZooKeeper and come back when the
 	// providers re-register. Removals still standing after the grace are applied.
 	ReconnectGrace time.Duration
+	// EDSPushInterval paces endpoint pushes of Dubbo services when a Pusher is set (see
+	// pacer.go); 0 sends them through istiod's debounced queue like other registries.
+	EDSPushInterval time.Duration
 }
 
 // PortName is the name of the service port: "dubbo".
@@ -71,6 +74,9 @@ func (o *Options) Validate() error {
 	}
 	if o.SyncTimeout <= 0 {
 		o.SyncTimeout = 10 * time.Second
+	}
+	if o.EDSPushInterval < 0 {
+		return fmt.Errorf("dubbo EDS push interval %v is negative", o.EDSPushInterval)
 	}
 	if o.ReconnectGrace < 0 {
 		return fmt.Errorf("dubbo reconnect grace %v is negative", o.ReconnectGrace)
