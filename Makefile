@@ -32,8 +32,8 @@ LDFLAGS := -extldflags -static $(STRIP) \
 BIN := out/bin/pilot-discovery
 
 # Upstream packages we patch: their own tests must pass with the patches applied.
-UPSTREAM_TEST_PKGS ?= ./pkg/config/protocol/... ./pkg/config/kube/ ./pilot/pkg/networking/ \
-	./pilot/pkg/serviceregistry/serviceentry/... ./pilot/cmd/pilot-discovery/app/... ./pilot/pkg/bootstrap/
+UPSTREAM_TEST_PKGS ?= ./pkg/config/protocol/... ./pkg/config/kube/ ./pilot/pkg/networking/ ./pilot/pkg/networking/core/ \
+	./pilot/pkg/serviceregistry/serviceentry/... ./pilot/cmd/pilot-discovery/app/... ./pilot/pkg/bootstrap/ ./pilot/pkg/xds/
 TEST_FLAGS ?=
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -82,11 +82,20 @@ demo-deps:
 	@command -v curl >/dev/null && command -v python3 >/dev/null || \
 	  { $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends curl python3; }
 
-# Benchmarks against real components (ZooKeeper, the built binary, ADS clients).
-BENCH ?= .
-BENCH_TIME ?= 1x
+# Benchmarks against real components (ZooKeeper, the built binary, ADS clients) and
+# upstream's generators on the same machine in the same run; writes BENCHMARKS.md.
+# `make bench BENCH=<regexp>` runs a subset and prints it without rewriting the report.
+BENCH ?=
 bench: build
-	PILOT_DISCOVERY_BIN=$(CURDIR)/$(BIN) $(GO) test -run '^$$' -bench '$(BENCH)' -benchtime=$(BENCH_TIME) -timeout 30m ./tests/bench/...
+ifeq ($(BENCH),)
+	mkdir -p out
+	PILOT_DISCOVERY_BIN=$(CURDIR)/$(BIN) $(GO) test -run '^$$' -bench 'Generation' -benchtime=10x -benchmem -timeout 30m ./tests/bench/ | tee out/bench.txt
+	PILOT_DISCOVERY_BIN=$(CURDIR)/$(BIN) DUBBO_BENCH_INTERFACES=10000 $(GO) test -run '^$$' -bench 'RegistryIngest|Churn|Fanout' -benchtime=1x -timeout 30m ./tests/bench/ | tee -a out/bench.txt
+	$(GO) run ./tools/benchreport out/bench.txt "make bench" > BENCHMARKS.md
+	@echo "wrote BENCHMARKS.md"
+else
+	PILOT_DISCOVERY_BIN=$(CURDIR)/$(BIN) $(GO) test -run '^$$' -bench '$(BENCH)' -benchtime=$${BENCH_TIME:-1x} -timeout 30m ./tests/bench/
+endif
 
 # The pilot image: the build context is out/docker/pilot (Dockerfile + <arch>/pilot-discovery).
 # With a Docker engine it is built as $(HUB)/pilot:$(VERSION); without one, the context is

@@ -30,9 +30,11 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"istio.io/istio/pilot/pkg/model"
+	istiocore "istio.io/istio/pilot/pkg/networking/core"
 	"istio.io/istio/pilot/pkg/util/protoconv"
 	"istio.io/istio/pilot/pkg/xds"
 	v3 "istio.io/istio/pilot/pkg/xds/v3"
+	"istio.io/istio/pkg/config/protocol"
 	"istio.io/istio/pkg/config/schema/kind"
 	"istio.io/istio/pkg/util/sets"
 )
@@ -66,6 +68,11 @@ func Register(ds *xds.DiscoveryServer, opts Options, resolve InterfaceResolver) 
 	}
 	if g.lds == nil || g.rds == nil || g.cds == nil || g.eds == nil {
 		return nil, fmt.Errorf("mosn: upstream xDS generators are not initialised")
+	}
+	// Upstream need not build the outbound listeners of Dubbo ports for MOSN sidecars:
+	// generateListeners leaves them out (patches/istio/0005).
+	istiocore.SkipOutboundListener = func(p *model.Proxy, port *model.Port) bool {
+		return port.Protocol == protocol.Dubbo && IsMOSN(p)
 	}
 	ds.Generators[GeneratorName+"/"+v3.ListenerType] = genFunc(g.generateListeners)
 	ds.Generators[GeneratorName+"/"+v3.RouteType] = genFunc(g.generateRoutes)

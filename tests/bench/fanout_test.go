@@ -1,0 +1,156 @@
+// Copyright dubbo-istiod authors.
+//
+// Licensed under the Apache License, Version 2.0 (the "License");
+// you may not use this file except in compliance with the License.
+// You may obtain a copy of the License at
+//
+//     http://www.apache.org/licenses/LICENSE-2.0
+//
+// Unless required by applicable law or agreed to in writing, software
+// distributed under the License is distributed on an "AS IS" BASIS,
+// WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+// See the License for the specific language governing permissions and
+// limitations under the License.
+
+package bench
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dubbo-istiod/dubbo-istiod/pkg/adsclient"
+	"github.com/dubbo-istiod/dubbo-istiod/pkg/xdsview"
+	"github.com/dubbo-istiod/dubbo-istiod/tests/framework/pilot"
+)
+
+const (
+	fanoutClients  = 200
+	fanoutServices = 100
+)
+
+// BenchmarkFanout: 200 sidecars connected at once to one istiod serving 100 Dubbo
+// services with VirtualServices and DestinationRules; one VirtualService changes.
+//
+//	mosn:  MOSN sidecars, the services with protocol DUBBO (dubbo-istiod's generators)
+//	http:  Envoy sidecars, the same services as HTTP (upstream's generators, best case)
+//
+// Reported: time until all 200 hold the new rule, istiod memory per connection, and the
+// time to connect and sync all 200.
+func BenchmarkFanout(b *testing.B) {
+	for _, shape := range []string{shapeMOSN, shapeHTTP} {
+		b.Run(shape, func(b *testing.B) {
+			dir := b.TempDir()
+			cfg := shapeConfig(shape, fanoutServices)
+			path := filepath.Join(dir, "config.yaml")
+			if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+				b.Fatal(err)
+			}
+			// 200 connections at once: istiod throttles new streams to 25/s by default.
+			p := pilot.Start(b, pilot.Options{ConfigDir: dir, Env: []string{"PILOT_DEBOUNCE_AFTER=100ms", "PILOT_DEBOUNCE_MAX=10s", "PILOT_MAX_REQUESTS_PER_SECOND=1000"}})
+			p.WaitReady(b, 60*time.Second)
+			time.Sleep(time.Second)
+			before, heapBefore := rssMiB(p.PID()), heapAfterGC(b, p)
+
+			clients := make([]*adsclient.Client, fanoutClients)
+			var wg sync.WaitGroup
+			errs := make(chan error, fanoutClients)
+			start := time.Now()
+			for i := range clients {
+				var node adsclient.Node
+				ip := fmt.Sprintf("10.210.%d.%d", i/250, i%250+1)
+				if shape == shapeMOSN {
+					node = xdsview.Node(ip, fmt.Sprintf("c%d", i), "default", nil)
+				} else {
+					node = adsclient.Node{IP: ip, Name: fmt.Sprintf("c%d", i), Namespace: "default"}
+				}
+				c, err := adsclient.Dial(p.GRPCAddr, node)
+				if err != nil {
+					b.Fatal(err)
+				}
+				clients[i] = c
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if _, err := xdsview.Sync(c, 120*time.Second); err != nil {
+						errs <- err
+					}
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				b.Fatal(err)
+			}
+			connect := time.Since(start)
+			defer func() {
+				for _, c := range clients {
+					c.Close()
+				}
+			}()
+			time.Sleep(2 * time.Second)
+			after, heapAfter := rssMiB(p.PID()), heapAfterGC(b, p)
+
+			// One VirtualService changes.
+			b.ResetTimer()
+			start = time.Now()
+			changed := strings.Replace(cfg, "exact: gray", "exact: blue", 1)
+			tmp := path + ".tmp"
+			if err := os.WriteFile(tmp, []byte(changed), 0o644); err != nil {
+				b.Fatal(err)
+			}
+			if err := os.Rename(tmp, path); err != nil {
+				b.Fatal(err)
+			}
+			deadline := time.Now().Add(60 * time.Second)
+			for _, c := range clients {
+				for !holdsRule(c, "blue") {
+					if time.Now().After(deadline) {
+						b.Fatalf("not every sidecar got the VirtualService change within 60s")
+					}
+					select {
+					case <-c.Changed():
+					case <-time.After(50 * time.Millisecond):
+					}
+				}
+			}
+			b.ReportMetric(float64(time.Since(start).Milliseconds()), "ms-to-all")
+			b.StopTimer()
+			b.ReportMetric((after-before)*1024/fanoutClients, "KiB-rss/conn")
+			b.ReportMetric((heapAfter-heapBefore)*1024/fanoutClients, "KiB-heap/conn")
+			b.ReportMetric(float64(connect.Milliseconds()), "ms-connect-all")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
+
+func holdsRule(c *adsclient.Client, marker string) bool {
+	for _, a := range c.Held(adsclient.RouteType) {
+		if bytes.Contains(a.GetValue(), []byte(marker)) {
+			return true
+		}
+	}
+	return false
+}
+
+// heapAfterGC makes istiod collect garbage (the pprof heap endpoint does, with gc=1) and
+// returns the Go heap in use, in MiB.
+func heapAfterGC(b *testing.B, p *pilot.Instance) float64 {
+	p.Debug(b, "/debug/pprof/heap?gc=1")
+	m := regexp.MustCompile(`(?m)^go_memstats_heap_inuse_bytes (\S+)`).FindSubmatch(p.Debug(b, "/metrics"))
+	if m == nil {
+		b.Fatal("no go_memstats_heap_inuse_bytes in /metrics")
+	}
+	v, err := strconv.ParseFloat(string(m[1]), 64)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return v / (1 << 20)
+}

@@ -1,0 +1,31 @@
+// Copyright dubbo-istiod authors.
+//
+// Licensed under the Apache License, Version 2.0 (the "License");
+// you may not use this file except in compliance with the License.
+// You may obtain a copy of the License at
+//
+//     http://www.apache.org/licenses/LICENSE-2.0
+//
+// Unless required by applicable law or agreed to in writing, software
+// distributed under the License is distributed on an "AS IS" BASIS,
+// WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+// See the License for the specific language governing permissions and
+// limitations under the License.
+
+package bench
+
+import (
+	"os"
+	"testing"
+
+	"istio.io/istio/pkg/log"
+)
+
+// TestMain silences the in-process istiod of the generation benchmarks: its logs would
+// interleave with the benchmark lines that make bench parses.
+func TestMain(m *testing.M) {
+	for _, s := range log.Scopes() {
+		s.SetOutputLevel(log.ErrorLevel)
+	}
+	os.Exit(m.Run())
+}

