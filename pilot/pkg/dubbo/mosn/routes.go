@@ -49,8 +49,19 @@ const (
 // is guarded by the exact interface, so one service's rules never shadow another's.
 func (g *Generator) buildRouteConfiguration(proxy *model.Proxy, push *model.PushContext, k knobs) *route.RouteConfiguration {
 	vh := &route.VirtualHost{Name: "dubbo", Domains: []string{"*"}}
+	indexes := map[*model.IstioEgressListenerWrapper]*vsIndex{}
 	for _, ds := range g.dubboServices(proxy) {
-		vs := virtualServiceFor(proxy, ds)
+		ilw := proxy.SidecarScope.GetEgressListenerForRDS(ds.port.Port, "")
+		if ilw == nil {
+			vh.Routes = append(vh.Routes, defaultRoute(ds))
+			continue
+		}
+		idx := indexes[ilw]
+		if idx == nil {
+			idx = newVSIndex(ilw.VirtualServices())
+			indexes[ilw] = idx
+		}
+		vs := idx.lookup(ds.svc.Hostname)
 		if vs == nil {
 			vh.Routes = append(vh.Routes, defaultRoute(ds))
 			continue
@@ -64,32 +75,49 @@ func (g *Generator) buildRouteConfiguration(proxy *model.Proxy, push *model.Push
 	}
 }
 
-// virtualServiceFor picks the VirtualService the proxy sees for a service, as sidecars
-// do: from the Sidecar egress listener of the service port, an exact host before the
-// most specific wildcard.
-func virtualServiceFor(proxy *model.Proxy, ds dubboService) *config.Config {
-	ilw := proxy.SidecarScope.GetEgressListenerForRDS(ds.port.Port, "")
-	if ilw == nil {
-		return nil
-	}
-	var best *config.Config
-	bestLen := -1
-	for _, vs := range ilw.VirtualServices() {
+// vsIndex finds the VirtualService a sidecar sees for a host, as sidecars do: an exact
+// host before the most specific wildcard. Built once per egress listener and
+// generation, so a lookup costs a map access, not a scan of every VirtualService.
+type vsIndex struct {
+	exact     map[host.Name]*config.Config
+	wildcards []wildcardVS // longest host first
+}
+
+type wildcardVS struct {
+	host host.Name
+	vs   *config.Config
+}
+
+func newVSIndex(vss []*config.Config) *vsIndex {
+	idx := &vsIndex{exact: map[host.Name]*config.Config{}}
+	for _, vs := range vss {
 		spec, ok := vs.Spec.(*networking.VirtualService)
 		if !ok || len(spec.Http) == 0 {
 			continue
 		}
 		for _, h := range spec.Hosts {
 			hn := host.Name(h)
-			if hn == ds.svc.Hostname {
-				return vs
-			}
-			if hn.IsWildCarded() && ds.svc.Hostname.SubsetOf(hn) && len(h) > bestLen {
-				best, bestLen = vs, len(h)
+			if hn.IsWildCarded() {
+				idx.wildcards = append(idx.wildcards, wildcardVS{hn, vs})
+			} else if _, taken := idx.exact[hn]; !taken {
+				idx.exact[hn] = vs // the first, in the egress listener's order
 			}
 		}
 	}
-	return best
+	sort.SliceStable(idx.wildcards, func(i, j int) bool { return len(idx.wildcards[i].host) > len(idx.wildcards[j].host) })
+	return idx
+}
+
+func (idx *vsIndex) lookup(h host.Name) *config.Config {
+	if vs := idx.exact[h]; vs != nil {
+		return vs
+	}
+	for _, w := range idx.wildcards {
+		if h.SubsetOf(w.host) {
+			return w.vs
+		}
+	}
+	return nil
 }
 
 func serviceMatcher(iface string) *route.HeaderMatcher {
