@@ -107,8 +107,7 @@ func (g *Generator) generateListeners(proxy *model.Proxy, w *model.WatchedResour
 		return up, details, err // nil: upstream decided this push changes no listener
 	}
 	k := g.opts.forProxy(proxy)
-	svcs := g.dubboServices(proxy)
-	drop := dubboPorts(svcs)
+	_, drop := dubboShape(proxy)
 	drop[int(k.outbound)] = true
 	withInbound := g.wantsInbound(proxy, k)
 	if withInbound {
@@ -210,10 +209,7 @@ func (g *Generator) generateClusters(proxy *model.Proxy, w *model.WatchedResourc
 		return up, details, err
 	}
 	k := g.opts.forProxy(proxy)
-	dubboHosts := sets.New[string]()
-	for _, s := range g.dubboServices(proxy) {
-		dubboHosts.Insert(string(s.svc.Hostname))
-	}
+	dubboHosts, _ := dubboShape(proxy)
 	inbound := ""
 	if g.wantsInbound(proxy, k) {
 		inbound = InboundClusterName(k.app)
@@ -224,7 +220,7 @@ func (g *Generator) generateClusters(proxy *model.Proxy, w *model.WatchedResourc
 		if r.Name == inbound {
 			continue // ours replaces it
 		}
-		if dir, _, h, _ := model.ParseSubsetKey(r.Name); dir == model.TrafficDirectionOutbound && dubboHosts.Contains(string(h)) {
+		if dir, _, h, _ := model.ParseSubsetKey(r.Name); dir == model.TrafficDirectionOutbound && dubboHosts[h] {
 			adapted, err := g.clusters.get(r.Resource, r.Name, func() (*anypb.Any, error) { return adaptDubboCluster(r.Resource) })
 			if err != nil {
 				return nil, details, fmt.Errorf("mosn: cluster %s: %v", r.Name, err)

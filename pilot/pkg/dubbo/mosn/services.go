@@ -71,13 +71,22 @@ func (g *Generator) dubboServices(proxy *model.Proxy) []dubboService {
 	return out
 }
 
-// dubboPorts are the service ports of Dubbo services the proxy can see.
-func dubboPorts(svcs []dubboService) map[int]bool {
-	out := map[int]bool{}
-	for _, s := range svcs {
-		out[s.port.Port] = true
+// dubboShape is what LDS and CDS need per push: the hostnames and ports of the Dubbo
+// services the proxy can see, without resolving interfaces or sorting.
+func dubboShape(proxy *model.Proxy) (hosts map[host.Name]bool, ports map[int]bool) {
+	hosts, ports = map[host.Name]bool{}, map[int]bool{}
+	if proxy.SidecarScope == nil {
+		return hosts, ports
 	}
-	return out
+	for _, svc := range proxy.SidecarScope.Services() {
+		for _, p := range svc.Ports {
+			if p.Protocol == protocol.Dubbo {
+				hosts[svc.Hostname] = true
+				ports[p.Port] = true
+			}
+		}
+	}
+	return hosts, ports
 }
 
 // servesDubbo reports whether the proxy runs beside a Dubbo provider.
