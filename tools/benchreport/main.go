@@ -22,12 +22,13 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// results: benchmark name (without -N suffix) -> unit -> value.
+// results: benchmark name (without -N suffix) -> unit -> value (the median of the runs).
 type results map[string]map[string]float64
 
 var line = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+\d+\s+(.*)$`)
@@ -38,7 +39,7 @@ func parse(path string) (results, []string, error) {
 		return nil, nil, err
 	}
 	defer f.Close()
-	r := results{}
+	runs := map[string]map[string][]float64{}
 	var env []string
 	s := bufio.NewScanner(f)
 	s.Buffer(make([]byte, 1<<20), 1<<20)
@@ -52,16 +53,37 @@ func parse(path string) (results, []string, error) {
 			continue
 		}
 		f := strings.Fields(m[2])
-		vals := map[string]float64{}
+		if runs[m[1]] == nil {
+			runs[m[1]] = map[string][]float64{}
+		}
 		for i := 0; i+1 < len(f); i += 2 {
 			v, err := strconv.ParseFloat(f[i], 64)
 			if err == nil {
-				vals[f[i+1]] = v
+				runs[m[1]][f[i+1]] = append(runs[m[1]][f[i+1]], v)
 			}
 		}
-		r[m[1]] = vals
 	}
-	return r, env, s.Err()
+	r := results{}
+	for name, units := range runs {
+		r[name] = map[string]float64{}
+		for unit, vs := range units {
+			sort.Float64s(vs)
+			r[name][unit] = vs[len(vs)/2]
+		}
+	}
+	return r, dedup(env), s.Err()
+}
+
+func dedup(in []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, s := range in {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 func (r results) get(name, unit string) (float64, bool) {
@@ -119,7 +141,7 @@ func main() {
 		os.Exit(1)
 	}
 	p := &report{r: r}
-	p.printf("# Benchmarks\n\nProduced by `%s` on %s (%s). Every baseline figure was measured on the same machine in the same run. "+
+	p.printf("# Benchmarks\n\nProduced by `%s` on %s (%s). Every baseline figure was measured on the same machine in the same run; generation figures are the median of 3 runs of 10 pushes. "+
 		"Ratios are ours divided by the baseline's: below 1.0 is better for us. The machine is a noisy 2-core VM: differences under ~10%% are noise.\n\n",
 		os.Args[2], time.Now().UTC().Format("2006-01-02"), strings.Join(env, ", "))
 
