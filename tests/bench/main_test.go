@@ -25,7 +25,7 @@ import (
 // interleave with the benchmark lines that make bench parses.
 func TestMain(m *testing.M) {
 	for _, s := range log.Scopes() {
-		s.SetOutputLevel(log.ErrorLevel)
+		s.SetOutputLevel(log.NoneLevel)
 	}
 	os.Exit(m.Run())
 }
