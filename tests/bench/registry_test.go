@@ -153,8 +153,10 @@ func ingest(b *testing.B, want int, o pilot.Options) (float64, float64) {
 	p := pilot.Start(b, o)
 	p.WaitReady(b, 300*time.Second)
 	ready := time.Since(start).Seconds()
-	// Readiness must mean complete: check the endpoint index once (it is large), and
-	// only if it is not complete yet, keep checking and count that time too.
+	time.Sleep(time.Second) // let the first push settle before reading RSS
+	rss := rssMiB(p.PID())
+	// Readiness must mean complete: check the endpoint index once (it is large, so RSS
+	// is read before), and only if it is not complete yet keep checking, counting that time.
 	for n := countEndpoints(b, p); n < want; n = countEndpoints(b, p) {
 		if time.Since(start) > 300*time.Second {
 			b.Fatalf("%d of %d endpoints 300s after start", n, want)
@@ -162,8 +164,6 @@ func ingest(b *testing.B, want int, o pilot.Options) (float64, float64) {
 		time.Sleep(time.Second)
 		ready = time.Since(start).Seconds()
 	}
-	time.Sleep(time.Second) // let the first push settle before reading RSS
-	rss := rssMiB(p.PID())
 	p.Stop()
 	return ready, rss
 }
