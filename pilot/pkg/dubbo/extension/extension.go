@@ -29,16 +29,16 @@ import (
 	"istio.io/istio/pilot/pkg/model"
 	"istio.io/istio/pkg/cluster"
 	"istio.io/istio/pkg/env"
-	"istio.io/istio/pkg/log"
 	"istio.io/istio/pkg/version"
 
+	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/dubbolog"
 	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/mosn"
 	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/registry"
 	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/zookeeper"
 )
 
 // Scope is the logging scope of the Dubbo extensions (--log_output_level=dubbo:debug).
-var Scope = log.RegisterScope("dubbo", "dubbo-istiod: Dubbo registries and xDS")
+var Scope = dubbolog.Scope
 
 // Environment variables: the defaults of the flags below, for Helm/istioctl installs.
 var (

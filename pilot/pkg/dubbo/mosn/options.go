@@ -28,10 +28,11 @@ import (
 	"strconv"
 
 	"istio.io/istio/pilot/pkg/model"
-	"istio.io/istio/pkg/log"
+
+	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/dubbolog"
 )
 
-var scope = log.RegisterScope("dubbo", "dubbo-istiod: Dubbo registries and xDS")
+var scope = dubbolog.Scope
 
 // GeneratorName is the node metadata GENERATOR value of MOSN sidecars.
 const GeneratorName = "mosn"

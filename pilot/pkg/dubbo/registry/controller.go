@@ -40,16 +40,16 @@ import (
 	"istio.io/istio/pkg/config/labels"
 	"istio.io/istio/pkg/config/protocol"
 	"istio.io/istio/pkg/config/visibility"
-	"istio.io/istio/pkg/log"
 	"istio.io/istio/pkg/util/sets"
 
+	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/dubbolog"
 	dubboprovider "github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/provider"
 )
 
 // ProviderID is the Istio registry provider of Dubbo services.
 const ProviderID provider.ID = "Dubbo"
 
-var scope = log.RegisterScope("dubbo", "dubbo-istiod: Dubbo registries and xDS")
+var scope = dubbolog.Scope
 
 // Controller is the Dubbo serviceregistry.Instance.
 type Controller struct {

@@ -33,12 +33,11 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
-	"istio.io/istio/pkg/log"
-
+	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/dubbolog"
 	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/provider"
 )
 
-var scope = log.RegisterScope("dubbo", "dubbo-istiod: Dubbo registries and xDS")
+var scope = dubbolog.Scope
 
 // Sink receives what a registry lists (the Dubbo registry controller).
 type Sink interface {
