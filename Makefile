@@ -30,6 +30,14 @@ LDFLAGS := -extldflags -static $(STRIP) \
 	-X $(V).buildOS=$(GOOS_LOCAL) -X $(V).buildArch=$(GOARCH_LOCAL)
 
 BIN := out/bin/pilot-discovery
+# Stock upstream pilot-discovery of the same pin, built from the unpatched module, for the
+# drop-in parity tests (tests/kube).
+UPSTREAM_BIN := out/bin/pilot-discovery-upstream
+KUBE_BIN := out/kube/bin
+UPSTREAM_VERSION := $(firstword $(subst -dubbo, ,$(VERSION)))
+UPSTREAM_LDFLAGS := -extldflags -static $(STRIP) -X $(V).buildVersion=$(UPSTREAM_VERSION) \
+	-X $(V).buildTag=$(UPSTREAM_VERSION) -X $(V).buildStatus=Clean -X $(V).buildHub=docker.io/istio \
+	-X $(V).buildOS=$(GOOS_LOCAL) -X $(V).buildArch=$(GOARCH_LOCAL)
 
 # Upstream packages we patch: their own tests must pass with the patches applied.
 UPSTREAM_TEST_PKGS ?= ./pkg/config/protocol/... ./pkg/config/kube/ ./pilot/pkg/networking/ ./pilot/pkg/networking/core/ \
@@ -38,7 +46,7 @@ TEST_FLAGS ?=
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: image all prepare build tools test test-unit test-upstream test-e2e patches-check demo demo-deps bench clean
+.PHONY: image all prepare build upstream-bin kube-bins tools test test-unit test-upstream test-e2e test-kube patches-check demo demo-deps bench clean
 
 all: build
 
@@ -49,12 +57,25 @@ build: prepare
 	$(GO) build -trimpath -tags=$(BUILD_TAGS) -ldflags '$(LDFLAGS)' -o $(BIN) ./pilot/cmd/pilot-discovery
 	@echo "built $(BIN) ($(VERSION))"
 
+# The unpatched module as downloaded (read-only module cache), built as upstream releases
+# it; with -trimpath, unpatched packages come from the build cache of `make build`.
+upstream-bin: prepare
+	dir=$$(GOWORK=off $(GO) list -m -f '{{.Dir}}' istio.io/istio) && cd "$$dir" && \
+	  GOWORK=off GOFLAGS=-mod=readonly $(GO) build -trimpath -tags=$(BUILD_TAGS) \
+	  -ldflags '$(UPSTREAM_LDFLAGS)' -o $(CURDIR)/$(UPSTREAM_BIN) ./pilot/cmd/pilot-discovery
+	@echo "built $(UPSTREAM_BIN) (stock upstream $(UPSTREAM_VERSION))"
+
+# kube-apiserver and etcd for tests/kube, built from the Go module proxy and cached under
+# ~/.cache/dubbo-istiod/kube (tools/kube/build.sh).
+kube-bins:
+	tools/kube/build.sh >/dev/null
+
 patches-check:
 	tools/patches.sh check
 
 test-unit: prepare
 	$(GO) vet ./...
-	$(GO) test $(TEST_FLAGS) $$($(GO) list ./... | grep -v -e /tests/e2e -e /tests/install)
+	$(GO) test $(TEST_FLAGS) $$($(GO) list ./... | grep -v -e /tests/e2e -e /tests/install -e /tests/kube)
 
 # Upstream tests run inside the patched copy, as the upstream module they are.
 test-upstream: prepare
@@ -63,7 +84,13 @@ test-upstream: prepare
 test-e2e: build tools image
 	PILOT_DISCOVERY_BIN=$(CURDIR)/$(BIN) $(GO) test $(TEST_FLAGS) -count=1 ./tests/e2e/... ./tests/install/...
 
-test: patches-check test-unit test-e2e test-upstream
+# dubbo-istiod as istiod runs in a cluster: a real kube-apiserver and etcd on loopback
+# (tests/framework/kube), stock upstream pilot-discovery of the same pin for parity.
+test-kube: build kube-bins upstream-bin
+	PILOT_DISCOVERY_BIN=$(CURDIR)/$(BIN) UPSTREAM_PILOT_DISCOVERY_BIN=$(CURDIR)/$(UPSTREAM_BIN) \
+	DUBBO_KUBE_BIN=$(CURDIR)/$(KUBE_BIN) $(GO) test $(TEST_FLAGS) -count=1 ./tests/kube/...
+
+test: patches-check test-unit test-e2e test-kube test-upstream
 
 tools: prepare
 	$(GO) build -o out/bin/dubbo-provider ./tools/dubbo-provider

@@ -43,6 +43,17 @@ type Options struct {
 	Args []string
 	// Env are extra environment variables (KEY=VALUE).
 	Env []string
+	// Kubeconfig, when set, runs pilot-discovery as istiod runs in a cluster: the
+	// Kubernetes registry and config store from this API server, the istiod CA, its
+	// secure gRPC and webhook ports. Empty: as on a VM (no Kubernetes at all).
+	Kubeconfig string
+	// PodName is POD_NAME (the leader-election identity in a cluster).
+	PodName string
+	// Bin overrides the binary (e.g. stock upstream pilot-discovery for parity tests).
+	Bin string
+	// Raw, with Kubeconfig, passes Args (without "discovery") and Env as given (e.g.
+	// rendered from the Helm chart) and adds only the listen addresses and the kubeconfig.
+	Raw bool
 }
 
 // Instance is a running pilot-discovery.
@@ -50,6 +61,8 @@ type Instance struct {
 	GRPCAddr       string // plaintext xDS (15010)
 	HTTPAddr       string // /ready and debug (8080)
 	MonitoringAddr string // metrics and debug (15014)
+	SecureGRPCAddr string // TLS xDS and CA (15012), with Kubeconfig only
+	HTTPSAddr      string // webhooks (15017), with Kubeconfig only
 	LogPath        string
 
 	cmd  *exec.Cmd
@@ -100,36 +113,76 @@ func Start(t testing.TB, o Options) *Instance {
 		LogPath:        filepath.Join(t.TempDir(), "pilot-discovery.log"),
 		done:           make(chan error, 1),
 	}
-	args := []string{
-		"discovery",
-		"--registries=",
-		"--grpcAddr=" + i.GRPCAddr,
-		"--secureGRPCAddr=",
-		"--httpsAddr=",
-		"--httpAddr=" + i.HTTPAddr,
-		"--monitoringAddr=" + i.MonitoringAddr,
-		"--ctrlz_port=0",
-		"--meshConfig=/nonexistent/mesh.yaml",
-		"--networksConfig=/nonexistent/networks.yaml",
+	var args, env []string
+	if o.Kubeconfig == "" {
+		args = []string{
+			"discovery",
+			"--registries=",
+			"--grpcAddr=" + i.GRPCAddr,
+			"--secureGRPCAddr=",
+			"--httpsAddr=",
+			"--httpAddr=" + i.HTTPAddr,
+			"--monitoringAddr=" + i.MonitoringAddr,
+			"--ctrlz_port=0",
+			"--meshConfig=/nonexistent/mesh.yaml",
+			"--networksConfig=/nonexistent/networks.yaml",
+		}
+		env = []string{
+			"ENABLE_CA_SERVER=false",
+			"PILOT_CERT_PROVIDER=none",
+			"POD_NAMESPACE=istio-system",
+			"PILOT_DEBOUNCE_AFTER=10ms",
+			"PILOT_DEBOUNCE_MAX=100ms",
+		}
+	} else {
+		i.SecureGRPCAddr, i.HTTPSAddr = FreePort(t), FreePort(t)
+		podName := o.PodName
+		if podName == "" {
+			podName = "istiod-" + filepath.Base(filepath.Dir(i.LogPath))
+		}
+		args = []string{"discovery"}
+		if !o.Raw {
+			// As the istiod Deployment of the Helm chart: the mesh config comes from the
+			// "istio" ConfigMap when the mounted file is absent.
+			args = append(args, "--monitoringAddr=:15014", "--log_output_level=default:info",
+				"--domain", "cluster.local", "--keepaliveMaxServerConnectionAge", "30m",
+				"--meshConfig=/nonexistent/mesh.yaml", "--networksConfig=/nonexistent/networks.yaml")
+			env = []string{
+				"POD_NAME=" + podName,
+				"POD_NAMESPACE=istio-system",
+				"REVISION=default",
+				"PILOT_DEBOUNCE_AFTER=10ms",
+				"PILOT_DEBOUNCE_MAX=100ms",
+			}
+		}
+		// Last flag wins: the listen addresses are moved to free loopback ports.
+		args = append(append(args, o.Args...),
+			"--kubeconfig="+o.Kubeconfig,
+			"--grpcAddr="+i.GRPCAddr,
+			"--secureGRPCAddr="+i.SecureGRPCAddr,
+			"--httpsAddr="+i.HTTPSAddr,
+			"--httpAddr="+i.HTTPAddr,
+			"--monitoringAddr="+i.MonitoringAddr,
+			"--ctrlz_port=0",
+		)
 	}
 	if o.ConfigDir != "" {
 		args = append(args, "--configDir="+o.ConfigDir)
 	}
-	args = append(args, o.Args...)
+	if o.Kubeconfig == "" {
+		args = append(args, o.Args...)
+	}
 	logf, err := os.Create(i.LogPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	i.cmd = exec.Command(Bin(t), args...)
+	bin := o.Bin
+	if bin == "" {
+		bin = Bin(t)
+	}
+	i.cmd = exec.Command(bin, args...)
 	i.cmd.Stdout, i.cmd.Stderr = logf, logf
-	i.cmd.Env = append(os.Environ(),
-		"ENABLE_CA_SERVER=false",
-		"PILOT_CERT_PROVIDER=none",
-		"POD_NAMESPACE=istio-system",
-		"PILOT_DEBOUNCE_AFTER=10ms",
-		"PILOT_DEBOUNCE_MAX=100ms",
-	)
-	i.cmd.Env = append(i.cmd.Env, o.Env...)
+	i.cmd.Env = append(append(os.Environ(), env...), o.Env...)
 	i.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := i.cmd.Start(); err != nil {
 		t.Fatalf("start pilot-discovery: %v", err)

@@ -19,6 +19,8 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"path"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -158,4 +160,32 @@ func (c *Client) Unregister(t testing.TB, path string) {
 	if err := c.Conn.Delete(path, -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
 		t.Fatalf("delete %s: %v", path, err)
 	}
+}
+
+// Tree lists every node path under root (depth first, sorted per level), with its data
+// length, e.g. "/dubbo/com.x.S/providers/dubbo%3A%2F%2F... (0 bytes)".
+func (c *Client) Tree(t testing.TB, root string) []string {
+	t.Helper()
+	var out []string
+	var walk func(p string)
+	walk = func(p string) {
+		data, _, err := c.Conn.Get(p)
+		if errors.Is(err, zk.ErrNoNode) {
+			return // removed while walking
+		}
+		if err != nil {
+			t.Fatalf("get %s: %v", p, err)
+		}
+		out = append(out, fmt.Sprintf("%s (%d bytes)", p, len(data)))
+		children, _, err := c.Conn.Children(p)
+		if err != nil && !errors.Is(err, zk.ErrNoNode) {
+			t.Fatalf("children of %s: %v", p, err)
+		}
+		sort.Strings(children)
+		for _, ch := range children {
+			walk(path.Join(p, ch))
+		}
+	}
+	walk(root)
+	return out
 }

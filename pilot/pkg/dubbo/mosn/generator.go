@@ -46,7 +46,7 @@ type Generator struct {
 
 	lds, rds, cds, eds model.XdsResourceGenerator
 
-	clusters, endpoints *memo // MOSN forms of upstream's cached resources
+	clusters, endpoints, routes *memo // MOSN forms of upstream's cached resources
 
 	logged sync.Map // messages already logged (generation runs per proxy per push)
 }
@@ -65,6 +65,7 @@ func Register(ds *xds.DiscoveryServer, opts Options, resolve InterfaceResolver) 
 
 		clusters:  newMemo(4096),
 		endpoints: newMemo(4096),
+		routes:    newMemo(1024),
 	}
 	if g.lds == nil || g.rds == nil || g.cds == nil || g.eds == nil {
 		return nil, fmt.Errorf("mosn: upstream xDS generators are not initialised")
@@ -163,7 +164,12 @@ func (g *Generator) generateRoutes(proxy *model.Proxy, w *model.WatchedResource,
 	k := g.opts.forProxy(proxy)
 	ours := RouteName(k.outbound)
 	if w == nil || !w.ResourceNames.Contains(ours) {
-		return g.rds.Generate(proxy, w, req)
+		up, details, err := g.rds.Generate(proxy, w, req)
+		if err != nil {
+			return nil, details, err
+		}
+		up, err = g.adaptUpstreamRoutes(up)
+		return up, details, err
 	}
 	var up model.Resources
 	details := model.DefaultXdsLogDetails
@@ -174,6 +180,9 @@ func (g *Generator) generateRoutes(proxy *model.Proxy, w *model.WatchedResource,
 		if up, details, err = g.rds.Generate(proxy, &rest, req); err != nil {
 			return nil, details, err
 		}
+		if up, err = g.adaptUpstreamRoutes(up); err != nil {
+			return nil, details, err
+		}
 	}
 	if !dubboRoutesNeedPush(req) {
 		return up, details, nil // nil when upstream has nothing either: skip the push
@@ -182,6 +191,28 @@ func (g *Generator) generateRoutes(proxy *model.Proxy, w *model.WatchedResource,
 	out = append(out, up...)
 	out = append(out, resource(ours, g.buildRouteConfiguration(proxy, req.Push, k)))
 	return out, details, nil
+}
+
+// adaptUpstreamRoutes gives upstream's (HTTP) route configurations MOSN's matcher
+// forms (adaptHTTPRoutes), memoized by content. nil stays nil (no push).
+func (g *Generator) adaptUpstreamRoutes(up model.Resources) (model.Resources, error) {
+	if up == nil {
+		return nil, nil
+	}
+	g.routes.fit(len(up))
+	out := make(model.Resources, 0, len(up))
+	for _, r := range up {
+		adapted, err := g.routes.get(r.Resource, r.Name, func() (*anypb.Any, error) { return g.adaptHTTPRoutes(r.Resource) })
+		if err != nil {
+			return nil, fmt.Errorf("mosn: route %s: %v", r.Name, err)
+		}
+		if adapted == r.Resource {
+			out = append(out, r)
+			continue
+		}
+		out = append(out, &discovery.Resource{Name: r.Name, Resource: adapted})
+	}
+	return out, nil
 }
 
 // dubboRoutesNeedPush: the Dubbo routes depend on services, VirtualServices and
@@ -220,8 +251,17 @@ func (g *Generator) generateClusters(proxy *model.Proxy, w *model.WatchedResourc
 		if r.Name == inbound {
 			continue // ours replaces it
 		}
-		if dir, _, h, _ := model.ParseSubsetKey(r.Name); dir == model.TrafficDirectionOutbound && dubboHosts[h] {
+		dir, _, h, _ := model.ParseSubsetKey(r.Name)
+		if dir == model.TrafficDirectionOutbound && dubboHosts[h] {
 			adapted, err := g.clusters.get(r.Resource, r.Name, func() (*anypb.Any, error) { return adaptDubboCluster(r.Resource) })
+			if err != nil {
+				return nil, details, fmt.Errorf("mosn: cluster %s: %v", r.Name, err)
+			}
+			out = append(out, &discovery.Resource{Name: r.Name, Resource: adapted})
+			continue
+		}
+		if dir == model.TrafficDirectionOutbound {
+			adapted, err := g.clusters.get(r.Resource, r.Name, func() (*anypb.Any, error) { return withoutAutoMTLS(r.Resource) })
 			if err != nil {
 				return nil, details, fmt.Errorf("mosn: cluster %s: %v", r.Name, err)
 			}
@@ -249,6 +289,24 @@ func adaptDubboCluster(a *anypb.Any) (*anypb.Any, error) {
 	case cluster.Cluster_ROUND_ROBIN, cluster.Cluster_RANDOM:
 		c.LbPolicy = cluster.Cluster_LEAST_REQUEST
 		c.LbConfig = nil
+	}
+	c.TransportSocketMatches = nil
+	return protoconv.MessageToAny(c), nil
+}
+
+// withoutAutoMTLS removes auto-mTLS transport-socket matches from any other outbound
+// cluster: MOSN ignores the tlsMode match and would speak TLS to every endpoint, plaintext
+// pods included (found against a real API server: Kubernetes pods without a sidecar).
+// Without them MOSN speaks plaintext, which PERMISSIVE workloads accept; mTLS to STRICT
+// workloads takes a DestinationRule with ISTIO_MUTUAL (an explicit transport_socket,
+// kept). Clusters without matches are returned as they are.
+func withoutAutoMTLS(a *anypb.Any) (*anypb.Any, error) {
+	c := &cluster.Cluster{}
+	if err := a.UnmarshalTo(c); err != nil {
+		return nil, err
+	}
+	if len(c.TransportSocketMatches) == 0 {
+		return a, nil
 	}
 	c.TransportSocketMatches = nil
 	return protoconv.MessageToAny(c), nil
