@@ -18,6 +18,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -64,12 +66,27 @@ func service(t *testing.T, ns, name string, selector map[string]string, ports []
 	return s
 }
 
-// apply creates or updates Istio (or any) resources through the API server.
+// apply creates or updates Istio (or any) resources through the API server; they are
+// deleted when the test ends (the API server is shared by the package's tests).
 func apply(t *testing.T, yamls ...string) {
 	t.Helper()
 	if err := harness.Client.ApplyYAMLContents("", yamls...); err != nil {
 		t.Fatalf("apply: %v", err)
 	}
+	dir := t.TempDir()
+	var files []string
+	for i, y := range yamls {
+		f := filepath.Join(dir, fmt.Sprintf("%d.yaml", i))
+		if err := os.WriteFile(f, []byte(y), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
+	}
+	t.Cleanup(func() {
+		if err := harness.Client.DeleteYAMLFiles("", files...); err != nil {
+			t.Logf("cleanup: %v", err)
+		}
+	})
 }
 
 // sidecar is the node of an Envoy sidecar running in pod p.

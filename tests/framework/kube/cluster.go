@@ -266,13 +266,20 @@ func (c *Cluster) writeCredentials() error {
 	return os.WriteFile(filepath.Join(c.Dir, "sa.key"), pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: der}), 0o600)
 }
 
-// writeKubeconfig trusts the serving certificate the API server generated in --cert-dir.
+// writeKubeconfig writes the admin kubeconfig.
 func (c *Cluster) writeKubeconfig() error {
+	c.Kubeconfig = filepath.Join(c.Dir, "kubeconfig")
+	return c.WriteKubeconfig(c.Kubeconfig, c.token)
+}
+
+// WriteKubeconfig writes a kubeconfig for this API server that authenticates with token
+// (e.g. a ServiceAccount's, from the TokenRequest API) and trusts the serving
+// certificate the API server generated in --cert-dir.
+func (c *Cluster) WriteKubeconfig(path, token string) error {
 	ca := filepath.Join(c.Dir, "pki", "apiserver.crt")
 	if _, err := os.Stat(ca); err != nil {
 		return fmt.Errorf("API server certificate: %w", err)
 	}
-	c.Kubeconfig = filepath.Join(c.Dir, "kubeconfig")
 	cfg := fmt.Sprintf(`apiVersion: v1
 kind: Config
 clusters:
@@ -281,17 +288,17 @@ clusters:
     server: %s
     certificate-authority: %s
 users:
-- name: harness-admin
+- name: user
   user:
     token: %s
 contexts:
 - name: harness
   context:
     cluster: harness
-    user: harness-admin
+    user: user
 current-context: harness
-`, c.Server, ca, c.token)
-	return os.WriteFile(c.Kubeconfig, []byte(cfg), 0o600)
+`, c.Server, ca, token)
+	return os.WriteFile(path, []byte(cfg), 0o600)
 }
 
 func (c *Cluster) waitCRDsEstablished(ctx context.Context) error {

@@ -51,6 +51,9 @@ type Options struct {
 	PodName string
 	// Bin overrides the binary (e.g. stock upstream pilot-discovery for parity tests).
 	Bin string
+	// WorkDir is the working directory (istiod's relative default paths, such as
+	// ./var/lib/istio/inject, resolve against it as against / in its container).
+	WorkDir string
 	// Raw, with Kubeconfig, passes Args (without "discovery") and Env as given (e.g.
 	// rendered from the Helm chart) and adds only the listen addresses and the kubeconfig.
 	Raw bool
@@ -182,6 +185,7 @@ func Start(t testing.TB, o Options) *Instance {
 	}
 	i.cmd = exec.Command(bin, args...)
 	i.cmd.Stdout, i.cmd.Stderr = logf, logf
+	i.cmd.Dir = o.WorkDir
 	i.cmd.Env = append(append(os.Environ(), env...), o.Env...)
 	i.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := i.cmd.Start(); err != nil {
