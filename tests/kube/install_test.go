@@ -18,16 +18,18 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	authv1 "k8s.io/api/authentication/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	authv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
@@ -132,12 +134,14 @@ func TestRenderedInstallStartsIstiod(t *testing.T) {
 	docs := renderInstall(t, "values.pilot.env.PILOT_DUBBO_REGISTRIES=zookeeper://"+zks.Addr)
 
 	var deploy *appsv1.Deployment
-	var apply []string
+	var apply, webhooks []string
 	for _, d := range docs {
 		kind, name := kindAndName(t, d)
 		switch kind {
 		case "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "ConfigMap", "Service":
 			apply = append(apply, d)
+		case "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration":
+			webhooks = append(webhooks, d)
 		case "Deployment":
 			if name == "istiod" {
 				deploy = &appsv1.Deployment{}
@@ -182,7 +186,13 @@ func TestRenderedInstallStartsIstiod(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	p := startIstiod(t, pilot.Options{Raw: true, Args: discovery.Args[1:], Env: env, WorkDir: t.TempDir(), Kubeconfig: kubeconfig})
+	// The webhook server listens where the API server can call it (see webhookPhase).
+	hostIP, err := kube.HostIP()
+	if err != nil {
+		t.Fatal(err)
+	}
+	webhookAddr := freeAddr(t, hostIP)
+	p := startIstiod(t, pilot.Options{Raw: true, Args: discovery.Args[1:], Env: env, WorkDir: t.TempDir(), Kubeconfig: kubeconfig, HTTPSAddr: webhookAddr})
 	mesh := string(p.Debug(t, "/debug/mesh"))
 	if !strings.Contains(mesh, "enablePrometheusMerge") || !strings.Contains(mesh, "prometheus") {
 		t.Fatalf("the mesh config of the rendered ConfigMap is not in use:\n%s", mesh)
@@ -210,6 +220,8 @@ func TestRenderedInstallStartsIstiod(t *testing.T) {
 	if !hasRule(rules(snap), demoIface, "outbound|20880||"+demoHost) {
 		t.Fatalf("no MOSN route for %s; have %v", demoIface, rules(snap))
 	}
+	webhookPhase(t, webhooks, webhookAddr)
+
 	// The chart's RBAC is enough for everything dubbo-istiod does.
 	if log := p.Log(); strings.Contains(log, "forbidden") {
 		for _, l := range strings.Split(log, "\n") {
@@ -221,3 +233,175 @@ func TestRenderedInstallStartsIstiod(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func freeAddr(t *testing.T, host string) string {
+	t.Helper()
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// webhookPhase applies the rendered webhook configurations and routes the istiod Service
+// to the process (the Endpoints a controller would write), then checks that the API
+// server really calls istiod: istiod patches its CA into both configurations, rejects an
+// invalid VirtualService, and injects sidecars, the MOSN template included.
+func webhookPhase(t *testing.T, webhooks []string, webhookAddr string) {
+	t.Helper()
+	ctx := t.Context()
+	if len(webhooks) != 2 {
+		t.Fatalf("rendered %d webhook configurations, want the validator and the injector", len(webhooks))
+	}
+	if err := harness.Client.ApplyYAMLContents("", webhooks...); err != nil {
+		t.Fatalf("apply the webhook configurations: %v", err)
+	}
+	admission := harness.Client.Kube().AdmissionregistrationV1()
+	t.Cleanup(func() {
+		// The injector fails closed: it must not outlive its istiod (the API server is
+		// shared by the package's tests).
+		_ = admission.MutatingWebhookConfigurations().Delete(context.Background(), "istio-sidecar-injector", metav1.DeleteOptions{})
+		_ = admission.ValidatingWebhookConfigurations().Delete(context.Background(), "istio-validator-istio-system", metav1.DeleteOptions{})
+	})
+	host, portStr, _ := net.SplitHostPort(webhookAddr)
+	port, _ := strconv.Atoi(portStr)
+	if err := routeService(ctx, "istio-system", "istiod", "https-webhook", host, int32(port)); err != nil {
+		t.Fatal(err)
+	}
+
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		v, err1 := admission.ValidatingWebhookConfigurations().Get(ctx, "istio-validator-istio-system", metav1.GetOptions{})
+		m, err2 := admission.MutatingWebhookConfigurations().Get(ctx, "istio-sidecar-injector", metav1.GetOptions{})
+		if err1 == nil && err2 == nil && len(v.Webhooks) > 0 && len(v.Webhooks[0].ClientConfig.CABundle) > 0 &&
+			len(m.Webhooks) > 0 && len(m.Webhooks[0].ClientConfig.CABundle) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("istiod did not patch its CA bundle into the webhook configurations (%v, %v)", err1, err2)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+
+	// Validation: the rendered validator has failurePolicy Ignore, so only a rejection
+	// proves that the API server reached istiod. It selects resources labelled with the
+	// revision (istioctl's default-revision tag adds a validator for unlabelled ones).
+	ns := "webhooks"
+	if err := harness.CreateNamespace(ctx, ns, map[string]string{"istio-injection": "enabled"}); err != nil {
+		t.Fatal(err)
+	}
+	invalid := `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: invalid
+  namespace: webhooks
+  labels:
+    istio.io/rev: default
+spec:
+  hosts:
+  - com.example.demoservice
+  http:
+  - route:
+    - destination:
+        host: com.example.demoservice
+        subset: v1
+      weight: 50
+    - destination:
+        host: com.example.demoservice
+        subset: v2
+      weight: 50
+    mirrorPercentage:
+      value: 150
+`
+	var err error
+	for time.Now().Before(deadline.Add(30 * time.Second)) {
+		if err = harness.Client.ApplyYAMLContents("", invalid); err != nil && strings.Contains(err.Error(), "denied the request") {
+			break
+		}
+		if err == nil {
+			_ = harness.Client.Istio().NetworkingV1().VirtualServices(ns).Delete(ctx, "invalid", metav1.DeleteOptions{})
+		}
+		time.Sleep(500 * time.Millisecond) // the Endpoints may not be seen yet
+	}
+	if err == nil || !strings.Contains(err.Error(), "denied the request") {
+		t.Fatalf("an invalid VirtualService was not rejected by istiod's validation webhook: %v", err)
+	}
+	t.Logf("validation webhook: %v", err)
+	apply(t, demoSubsets) // a valid resource still goes through
+
+	// Injection: a pod in a namespace labelled istio-injection=enabled gets Envoy; one
+	// asking for the MOSN template gets MOSN with GENERATOR=mosn.
+	// Both sidecar layouts: native sidecars (istiod's choice against this API server) and
+	// classic containers (the pod annotation turns them off).
+	for _, tc := range []struct {
+		name      string
+		annotate  map[string]string
+		generator string
+	}{
+		{"envoy-0", nil, ""},
+		{"mosn-0", map[string]string{"inject.istio.io/templates": "sidecar,mosn"}, "mosn"},
+		{"mosn-classic-0", map[string]string{"inject.istio.io/templates": "sidecar,mosn", "sidecar.istio.io/nativeSidecar": "false"}, "mosn"},
+	} {
+		pod := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: tc.name, Namespace: ns, Labels: map[string]string{"app": "consumer"}, Annotations: tc.annotate},
+			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app:test"}}},
+		}
+		created, err := harness.Client.Kube().CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatalf("create %s: %v", tc.name, err)
+		}
+		// The proxy is a container, or a native sidecar (an init container that keeps
+		// running) where istiod detects the Kubernetes support for them.
+		var proxy *corev1.Container
+		found := 0
+		for _, cs := range [][]corev1.Container{created.Spec.Containers, created.Spec.InitContainers} {
+			for i := range cs {
+				if cs[i].Name == "istio-proxy" {
+					proxy = &cs[i]
+					found++
+				}
+			}
+		}
+		if found > 1 {
+			t.Fatalf("%s: istio-proxy injected %d times", tc.name, found)
+		}
+		if proxy == nil {
+			t.Fatalf("%s: no istio-proxy injected (%d containers, %d init containers)", tc.name, len(created.Spec.Containers), len(created.Spec.InitContainers))
+		}
+		generator := ""
+		for _, e := range proxy.Env {
+			if e.Name == "ISTIO_META_GENERATOR" {
+				generator = e.Value
+			}
+		}
+		if generator != tc.generator {
+			t.Fatalf("%s: injected ISTIO_META_GENERATOR=%q, want %q", tc.name, generator, tc.generator)
+		}
+		if tc.generator == "mosn" && !strings.HasPrefix(proxy.Image, "mosnio/") {
+			t.Fatalf("%s: injected image %s, want the MOSN image", tc.name, proxy.Image)
+		}
+		native := proxy.RestartPolicy != nil && *proxy.RestartPolicy == corev1.ContainerRestartPolicyAlways
+		t.Logf("%s: injected %s (GENERATOR=%q, native sidecar %v)", tc.name, proxy.Image, generator, native)
+	}
+}
+
+// routeService writes what the EndpointSlice controller would for a Service whose pod is
+// this process (the API server resolves webhook Services through EndpointSlices).
+func routeService(ctx context.Context, ns, name, portName, ip string, port int32) error {
+	svc, err := harness.Client.Kube().CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	var ports []kube.ServicePort
+	for _, p := range svc.Spec.Ports {
+		if p.Name == portName {
+			ports = append(ports, kube.ServicePort{Name: p.Name, Port: p.Port, TargetPort: port})
+		}
+	}
+	if len(ports) == 0 {
+		return fmt.Errorf("service %s/%s has no port %q", ns, name, portName)
+	}
+	self := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "istiod-rendered-0", Namespace: ns}, Status: corev1.PodStatus{PodIP: ip}}
+	return harness.SetEndpoints(ctx, svc, ports, self)
+}

@@ -192,6 +192,9 @@ func Start(ctx context.Context, dir string) (c *Cluster, err error) {
 		// No node runs here: the "kubernetes" Service would point at a loopback address,
 		// which Endpoints validation rejects.
 		"--endpoint-reconciler-type=none",
+		// Admission webhooks and aggregated APIs are called at a Service's endpoint
+		// addresses (no kube-proxy runs here to route its cluster IP).
+		"--enable-aggregator-routing=true",
 		"--profiling=false",
 	)
 	if err != nil {
@@ -330,6 +333,31 @@ func established(crd apiextensionsv1.CustomResourceDefinition) bool {
 		}
 	}
 	return false
+}
+
+// HostIP is a non-loopback IPv4 address of this machine. Endpoints may not be loopback
+// addresses, so a process the API server must call through a Service (istiod's webhooks)
+// listens on this one.
+func HostIP() (string, error) {
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		return "", err
+	}
+	for _, iface := range ifaces {
+		if iface.Flags&net.FlagUp == 0 || iface.Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		addrs, err := iface.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil && ipn.IP.IsGlobalUnicast() {
+				return ipn.IP.String(), nil
+			}
+		}
+	}
+	return "", errors.New("no non-loopback IPv4 address on this machine: the API server cannot reach a webhook")
 }
 
 // CreateNamespace creates a namespace with labels and, as the service-account controller

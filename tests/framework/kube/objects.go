@@ -131,13 +131,15 @@ func (c *Cluster) SetEndpoints(ctx context.Context, svc *corev1.Service, ports [
 		slice.Ports = append(slice.Ports, ep)
 	}
 	for _, pod := range pods {
-		node := pod.Spec.NodeName
-		slice.Endpoints = append(slice.Endpoints, discoveryv1.Endpoint{
+		ep := discoveryv1.Endpoint{
 			Addresses:  []string{pod.Status.PodIP},
 			Conditions: discoveryv1.EndpointConditions{Ready: &ready},
-			NodeName:   &node,
 			TargetRef:  &corev1.ObjectReference{Kind: "Pod", Name: pod.Name, Namespace: pod.Namespace, UID: pod.UID},
-		})
+		}
+		if node := pod.Spec.NodeName; node != "" {
+			ep.NodeName = &node
+		}
+		slice.Endpoints = append(slice.Endpoints, ep)
 	}
 	slices := c.Client.Kube().DiscoveryV1().EndpointSlices(svc.Namespace)
 	existing, err := slices.Get(ctx, slice.Name, metav1.GetOptions{})

@@ -51,6 +51,9 @@ type Options struct {
 	PodName string
 	// Bin overrides the binary (e.g. stock upstream pilot-discovery for parity tests).
 	Bin string
+	// HTTPSAddr, with Kubeconfig, overrides the webhook listen address (default a free
+	// loopback port), e.g. for the API server to call istiod's webhooks.
+	HTTPSAddr string
 	// WorkDir is the working directory (istiod's relative default paths, such as
 	// ./var/lib/istio/inject, resolve against it as against / in its container).
 	WorkDir string
@@ -138,7 +141,10 @@ func Start(t testing.TB, o Options) *Instance {
 			"PILOT_DEBOUNCE_MAX=100ms",
 		}
 	} else {
-		i.SecureGRPCAddr, i.HTTPSAddr = FreePort(t), FreePort(t)
+		i.SecureGRPCAddr, i.HTTPSAddr = FreePort(t), o.HTTPSAddr
+		if i.HTTPSAddr == "" {
+			i.HTTPSAddr = FreePort(t)
+		}
 		podName := o.PodName
 		if podName == "" {
 			podName = "istiod-" + filepath.Base(filepath.Dir(i.LogPath))
