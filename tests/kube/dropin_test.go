@@ -23,9 +23,11 @@ import (
 	"testing"
 	"time"
 
+	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/mosn/conformance"
@@ -33,6 +35,7 @@ import (
 	"github.com/dubbo-istiod/dubbo-istiod/pkg/xdsview"
 	"github.com/dubbo-istiod/dubbo-istiod/tests/framework/kube"
 	"github.com/dubbo-istiod/dubbo-istiod/tests/framework/pilot"
+	"github.com/dubbo-istiod/dubbo-istiod/tests/framework/zk"
 )
 
 // UpstreamBinEnv points at stock upstream pilot-discovery built from the same pinned
@@ -123,8 +126,8 @@ spec:
 `
 
 // TestDropInParity: for ordinary Kubernetes workloads, an Envoy sidecar gets the same
-// CDS, EDS, LDS and RDS from dubbo-istiod as from stock upstream pilot-discovery of the
-// same pin, both running against the same API server at the same time.
+// CDS, EDS, LDS and RDS from dubbo-istiod (its ZooKeeper registry on) as from stock
+// upstream pilot-discovery of the same pin, both against the same API server at once.
 func TestDropInParity(t *testing.T) {
 	upstream := upstreamBin(t)
 	ns := namespace(t, "dropin")
@@ -141,7 +144,17 @@ func TestDropInParity(t *testing.T) {
 	service(t, ns, "mysql", map[string]string{"app": "mysql"}, []kube.ServicePort{{Name: "tcp-mysql", Port: 3306}}, db)
 	apply(t, dropinConfig)
 
-	ours := startIstiod(t, pilot.Options{PodName: "istiod-dubbo"})
+	// Ours runs with its Dubbo registry on (a real ZooKeeper with providers): the Dubbo
+	// services must change nothing for workloads that do not use them.
+	zks := zk.Start(t)
+	registerDemo(t, zks)
+	ours := startIstiod(t, pilot.Options{PodName: "istiod-dubbo", Args: []string{"--dubboRegistry=zookeeper://" + zks.Addr}})
+	awaitRegistry(t, ours, 30*time.Second, func(byHost map[string]registryService) error {
+		if _, ok := byHost[demoHost]; !ok {
+			return fmt.Errorf("%s not in the registry yet", demoHost)
+		}
+		return nil
+	})
 	stock := startIstiod(t, pilot.Options{PodName: "istiod-upstream", Bin: upstream})
 
 	for _, p := range []*corev1.Pod{productpage, r1} {
@@ -155,6 +168,14 @@ func TestDropInParity(t *testing.T) {
 					p.Name, len(a.Clusters), len(a.Endpoints), len(a.Listeners), len(a.Routes))
 				if findCluster(a, "outbound|9080|v2|reviews.dropin.svc.cluster.local") == nil || len(a.Routes) == 0 {
 					t.Fatalf("%s: the compared config lacks the subset cluster or routes: the comparison proves nothing", p.Name)
+				}
+				// The comparison sees a one-field change in one resource.
+				changed := a
+				changed.Routes = append([]*route.RouteConfiguration{}, a.Routes...)
+				changed.Routes[0] = proto.Clone(a.Routes[0]).(*route.RouteConfiguration)
+				changed.Routes[0].ValidateClusters = wrapperspb.Bool(!changed.Routes[0].GetValidateClusters().GetValue())
+				if snapshotDiff(changed, b) == "" {
+					t.Fatal("snapshotDiff misses a changed field")
 				}
 				break
 			}

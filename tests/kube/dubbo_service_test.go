@@ -23,6 +23,7 @@ import (
 
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	tcp "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/mosn/conformance"
 	"github.com/dubbo-istiod/dubbo-istiod/pkg/xdsview"
@@ -39,7 +40,12 @@ func TestKubernetesDubboService(t *testing.T) {
 	echo := pod(t, kube.Workload{Name: "echo-0", Namespace: ns, IP: "10.10.0.12", Labels: map[string]string{"app": "echo"}})
 	web := pod(t, kube.Workload{Name: "web-0", Namespace: ns, IP: "10.10.0.13", Labels: map[string]string{"app": "web"}})
 	sleep := pod(t, kube.Workload{Name: "sleep-0", Namespace: ns, IP: "10.10.0.20", Labels: map[string]string{"app": "sleep"}})
-	service(t, ns, "greeter", map[string]string{"app": "greeter"}, []kube.ServicePort{{Name: "dubbo-rpc", Port: 20880}}, greeter)
+	svc := service(t, ns, "greeter", map[string]string{"app": "greeter"}, []kube.ServicePort{{Name: "dubbo-rpc", Port: 20880}}, greeter)
+	// The exact interface behind the Service, for MOSN's case-sensitive service match.
+	svc.Labels = map[string]string{"dubbo.apache.org/interface": "com.example.Greeter"}
+	if _, err := harness.Client.Kube().CoreV1().Services(ns).Update(t.Context(), svc, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	service(t, ns, "echo", map[string]string{"app": "echo"}, []kube.ServicePort{{Name: "rpc", Port: 20881, TargetPort: 20990, AppProtocol: "dubbo"}}, echo)
 	service(t, ns, "web", map[string]string{"app": "web"}, []kube.ServicePort{{Name: "http", Port: 8080}}, web)
 
@@ -86,6 +92,30 @@ func TestKubernetesDubboService(t *testing.T) {
 		} else {
 			t.Logf("%s: tcp_proxy in listener %s", tc.cluster, l)
 		}
+	}
+
+	// A MOSN sidecar gets Dubbo routes for the Kubernetes Dubbo Services: by the labelled
+	// interface, else by hostname (docs/mosn.md), to the same clusters and pod endpoints.
+	mosn := sidecar(sleep)
+	mosn.Metadata["GENERATOR"], mosn.Metadata["INTERCEPTION_MODE"] = "mosn", "NONE"
+	ms, err := xdsview.Sync(dial(t, p, mosn), 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := conformance.Check(ms); len(v) > 0 {
+		t.Fatalf("MOSN conformance violations:\n  %s", strings.Join(v, "\n  "))
+	}
+	rs := rules(ms)
+	for _, want := range [][]string{
+		{"com.example.Greeter ", "outbound|20880||greeter." + ns + ".svc.cluster.local"},
+		{"echo." + ns + ".svc.cluster.local ", "outbound|20881||echo." + ns + ".svc.cluster.local"},
+	} {
+		if !hasRule(rs, want...) {
+			t.Fatalf("MOSN routes lack %q; have:\n  %s", want, strings.Join(rs, "\n  "))
+		}
+	}
+	if got := endpointsOf(ms, "outbound|20880||greeter."+ns+".svc.cluster.local"); strings.Join(got, ",") != "10.10.0.11:20880" {
+		t.Fatalf("MOSN endpoints of greeter %v, want [10.10.0.11:20880]", got)
 	}
 }
 
