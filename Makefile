@@ -86,7 +86,7 @@ test-e2e: build tools image
 
 # dubbo-istiod as istiod runs in a cluster: a real kube-apiserver and etcd on loopback
 # (tests/framework/kube), stock upstream pilot-discovery of the same pin for parity.
-test-kube: build kube-bins upstream-bin
+test-kube: build tools kube-bins upstream-bin
 	PILOT_DISCOVERY_BIN=$(CURDIR)/$(BIN) UPSTREAM_PILOT_DISCOVERY_BIN=$(CURDIR)/$(UPSTREAM_BIN) \
 	DUBBO_KUBE_BIN=$(CURDIR)/$(KUBE_BIN) $(GO) test $(TEST_FLAGS) -count=1 ./tests/kube/...
 

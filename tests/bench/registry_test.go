@@ -71,15 +71,6 @@ func seed(b *testing.B, c *zkt.Client, interfaces, providers int) {
 	flush()
 }
 
-func mntr(s *zkt.Server, key string) float64 {
-	m := regexp.MustCompile(`(?m)^` + key + `\s+(\d+)`).FindStringSubmatch(s.Stat())
-	if m == nil {
-		return 0
-	}
-	v, _ := strconv.ParseFloat(m[1], 64)
-	return v
-}
-
 func rssMiB(pid int) float64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
@@ -113,11 +104,11 @@ func BenchmarkRegistryIngest(b *testing.B) {
 		zs := zkt.Start(b)
 		c := zkt.Connect(b, zs.Addr, 30*time.Second)
 		seed(b, c, interfaces, providers)
-		before := mntr(zs, "zk_packets_received")
+		before := zs.Mntr("zk_packets_received")
 		ready, rss := ingest(b, interfaces*providers, pilot.Options{
 			Args: []string{"--dubboRegistry=zookeeper://" + zs.Addr + "?name=bench", "--dubboSyncTimeout=120s"},
 		})
-		b.ReportMetric(mntr(zs, "zk_packets_received")-before, "zk-requests")
+		b.ReportMetric(zs.Mntr("zk_packets_received")-before, "zk-requests")
 		b.ReportMetric(ready, "s-to-ready")
 		b.ReportMetric(rss, "MiB-rss")
 		b.ReportMetric(float64(interfaces*providers), "providers")

@@ -66,6 +66,19 @@ func awaitLeader(t *testing.T, election string, ok func(string) bool, timeout ti
 	return ""
 }
 
+func awaitValue(t *testing.T, what string, get func() float64, want float64) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	got := get()
+	for got != want && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		got = get()
+	}
+	if got != want {
+		t.Fatalf("%s: %v, want %v", what, got, want)
+	}
+}
+
 // gauge reads one unlabelled-or-summed gauge from a replica's /metrics.
 func gauge(t *testing.T, p *pilot.Instance, name string) float64 {
 	t.Helper()
@@ -89,6 +102,7 @@ func TestTwoReplicas(t *testing.T) {
 	namespace(t, "dubbo")
 	apply(t, demoSubsets, demoRoutes("gray", 80, 20))
 	tree := v1.Tree(t, "/dubbo")
+	sessions := zks.Mntr("zk_num_alive_connections")
 
 	dubbo := []string{"--dubboRegistry=zookeeper://" + zks.Addr + "?name=zk"}
 	a := startIstiod(t, pilot.Options{PodName: "istiod-a", Args: dubbo})
@@ -116,6 +130,8 @@ func TestTwoReplicas(t *testing.T) {
 	if d := snapshotDiff(snaps["istiod-a"], snaps["istiod-b"]); d != "" {
 		t.Fatalf("the replicas serve different config:\n%s", d)
 	}
+	// One ZooKeeper session per replica, no more (nothing fights over or leaks sessions).
+	awaitValue(t, "ZooKeeper sessions with both replicas", func() float64 { return zks.Mntr("zk_num_alive_connections") }, sessions+2)
 	if after := v1.Tree(t, "/dubbo"); strings.Join(after, "\n") != strings.Join(tree, "\n") {
 		t.Fatalf("dubbo-istiod wrote to ZooKeeper:\nbefore:\n%s\nafter:\n%s", strings.Join(tree, "\n"), strings.Join(after, "\n"))
 	}
@@ -138,6 +154,7 @@ func TestTwoReplicas(t *testing.T) {
 	// a namespace created afterwards.
 	replicas[leader].Stop()
 	start := time.Now()
+	awaitValue(t, "ZooKeeper sessions after the leader stopped", func() float64 { return zks.Mntr("zk_num_alive_connections") }, sessions+1)
 	awaitLeader(t, election, func(h string) bool { return h == survivorName }, 60*time.Second)
 	t.Logf("%s stopped; %s leads %s after %v", leader, survivorName, election, time.Since(start).Round(time.Millisecond))
 	late := namespace(t, "created-after-failover")

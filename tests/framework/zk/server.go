@@ -24,6 +24,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -195,4 +197,15 @@ func (s *Server) Stat() string {
 	var b bytes.Buffer
 	_, _ = b.ReadFrom(c)
 	return b.String()
+}
+
+// Mntr returns one numeric value of the "mntr" output (e.g. zk_num_alive_connections),
+// or -1 when the server does not report it.
+func (s *Server) Mntr(key string) float64 {
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(key) + `\s+(\d+)`).FindStringSubmatch(s.Stat())
+	if m == nil {
+		return -1
+	}
+	v, _ := strconv.ParseFloat(m[1], 64)
+	return v
 }
