@@ -32,7 +32,7 @@ dir=$cache/$key
 if [ ! -x "$dir/kube-apiserver" ] || [ ! -x "$dir/etcd" ]; then
   mkdir -p "$dir.tmp"
   start=$(date +%s)
-  echo "tools/kube/build.sh: building kube-apiserver $k8s_version and etcd $etcd_version (cold: ~10 min on 2 cores)" >&2
+  echo "tools/kube/build.sh: building kube-apiserver $k8s_version and etcd $etcd_version (cold: ~5 min on 2 cores)" >&2
   (cd etcd && go build -trimpath -ldflags "-s -w" -o "$dir.tmp/etcd" go.etcd.io/etcd/server/v3)
   (cd apiserver && go build -trimpath -ldflags "$k8s_ldflags" -o "$dir.tmp/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver)
   rm -rf "$dir" && mv "$dir.tmp" "$dir"

@@ -12,8 +12,9 @@
 // See the License for the specific language governing permissions and
 // limitations under the License.
 
-// Package pilot starts the built pilot-discovery binary as a real process with no
-// Kubernetes, on free loopback ports, for end-to-end tests.
+// Package pilot starts the built pilot-discovery binary as a real process on free
+// loopback ports for end-to-end tests: as on a VM (no Kubernetes), or with
+// Options.Kubeconfig as istiod runs in a cluster.
 package pilot
 
 import (
@@ -108,8 +109,9 @@ func FreePort(t testing.TB) string {
 	return l.Addr().String()
 }
 
-// Start starts pilot-discovery as istiod runs on a VM: no Kubernetes, plaintext xDS,
-// no CA, and stops it when the test ends. On failure the log tail is printed.
+// Start starts pilot-discovery, as istiod runs on a VM (no Kubernetes, plaintext xDS, no
+// CA) or, with o.Kubeconfig, in a cluster, and stops it when the test ends. On failure
+// the log tail is printed.
 func Start(t testing.TB, o Options) *Instance {
 	t.Helper()
 	i := &Instance{

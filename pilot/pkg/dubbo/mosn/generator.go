@@ -46,7 +46,9 @@ type Generator struct {
 
 	lds, rds, cds, eds model.XdsResourceGenerator
 
-	clusters, endpoints, routes *memo // MOSN forms of upstream's cached resources
+	// MOSN forms of upstream's cached resources: Dubbo clusters, other outbound clusters,
+	// endpoints, route configurations.
+	clusters, otherClusters, endpoints, routes *memo
 
 	logged sync.Map // messages already logged (generation runs per proxy per push)
 }
@@ -63,9 +65,10 @@ func Register(ds *xds.DiscoveryServer, opts Options, resolve InterfaceResolver) 
 		cds:     ds.Generators[v3.ClusterType],
 		eds:     ds.Generators[v3.EndpointType],
 
-		clusters:  newMemo(4096),
-		endpoints: newMemo(4096),
-		routes:    newMemo(1024),
+		clusters:      newMemo(4096),
+		otherClusters: newMemo(1024),
+		endpoints:     newMemo(4096),
+		routes:        newMemo(1024),
 	}
 	if g.lds == nil || g.rds == nil || g.cds == nil || g.eds == nil {
 		return nil, fmt.Errorf("mosn: upstream xDS generators are not initialised")
@@ -232,8 +235,9 @@ func dubboRoutesNeedPush(req *model.PushRequest) bool {
 
 // ----- CDS -----
 
-// generateClusters adapts upstream's clusters of Dubbo services for MOSN and adds the
-// STATIC cluster behind ingress_dubbo.
+// generateClusters adapts upstream's outbound clusters for MOSN (Dubbo services':
+// adaptDubboCluster; the others': withoutAutoMTLS) and adds the STATIC cluster behind
+// ingress_dubbo.
 func (g *Generator) generateClusters(proxy *model.Proxy, w *model.WatchedResource, req *model.PushRequest) (model.Resources, model.XdsLogDetails, error) {
 	up, details, err := g.cds.Generate(proxy, w, req)
 	if err != nil || up == nil {
@@ -246,29 +250,31 @@ func (g *Generator) generateClusters(proxy *model.Proxy, w *model.WatchedResourc
 		inbound = InboundClusterName(k.app)
 	}
 	g.clusters.fit(len(up))
+	g.otherClusters.fit(len(up))
 	out := make(model.Resources, 0, len(up)+1)
 	for _, r := range up {
 		if r.Name == inbound {
 			continue // ours replaces it
 		}
 		dir, _, h, _ := model.ParseSubsetKey(r.Name)
-		if dir == model.TrafficDirectionOutbound && dubboHosts[h] {
-			adapted, err := g.clusters.get(r.Resource, r.Name, func() (*anypb.Any, error) { return adaptDubboCluster(r.Resource) })
-			if err != nil {
-				return nil, details, fmt.Errorf("mosn: cluster %s: %v", r.Name, err)
-			}
-			out = append(out, &discovery.Resource{Name: r.Name, Resource: adapted})
+		if dir != model.TrafficDirectionOutbound {
+			out = append(out, r)
 			continue
 		}
-		if dir == model.TrafficDirectionOutbound {
-			adapted, err := g.clusters.get(r.Resource, r.Name, func() (*anypb.Any, error) { return withoutAutoMTLS(r.Resource) })
-			if err != nil {
-				return nil, details, fmt.Errorf("mosn: cluster %s: %v", r.Name, err)
-			}
-			out = append(out, &discovery.Resource{Name: r.Name, Resource: adapted})
+		// One memo per adaptation: a host that stops being Dubbo may keep its bytes.
+		m, adapt := g.otherClusters, withoutAutoMTLS
+		if dubboHosts[h] {
+			m, adapt = g.clusters, adaptDubboCluster
+		}
+		adapted, err := m.get(r.Resource, r.Name, func() (*anypb.Any, error) { return adapt(r.Resource) })
+		if err != nil {
+			return nil, details, fmt.Errorf("mosn: cluster %s: %v", r.Name, err)
+		}
+		if adapted == r.Resource {
+			out = append(out, r)
 			continue
 		}
-		out = append(out, r)
+		out = append(out, &discovery.Resource{Name: r.Name, Resource: adapted})
 	}
 	if inbound != "" {
 		out = append(out, resource(inbound, inboundCluster(inbound, k.app)))
