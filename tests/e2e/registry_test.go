@@ -27,28 +27,15 @@ import (
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 
 	"github.com/dubbo-istiod/dubbo-istiod/pkg/adsclient"
+	"github.com/dubbo-istiod/dubbo-istiod/tests/framework/fixtures"
 	"github.com/dubbo-istiod/dubbo-istiod/tests/framework/pilot"
 	"github.com/dubbo-istiod/dubbo-istiod/tests/framework/zk"
 )
 
-const versionSubsets = `apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata:
-  name: demo
-  namespace: dubbo
-spec:
-  host: com.example.demoservice
-  subsets:
-  - name: v1
-    labels:
-      version: 1.0.0
-  - name: v2
-    labels:
-      version: 2.0.0
-`
+const versionSubsets = fixtures.VersionSubsets
 
 const (
-	demoIface   = "com.example.DemoService"
+	demoIface   = fixtures.DemoIface
 	mainCluster = "outbound|20880||com.example.demoservice"
 	v1Cluster   = "outbound|20880|v1|com.example.demoservice"
 	v2Cluster   = "outbound|20880|v2|com.example.demoservice"

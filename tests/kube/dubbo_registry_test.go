@@ -28,31 +28,17 @@ import (
 	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/mosn/conformance"
 	"github.com/dubbo-istiod/dubbo-istiod/pkg/adsclient"
 	"github.com/dubbo-istiod/dubbo-istiod/pkg/xdsview"
+	"github.com/dubbo-istiod/dubbo-istiod/tests/framework/fixtures"
 	"github.com/dubbo-istiod/dubbo-istiod/tests/framework/kube"
 	"github.com/dubbo-istiod/dubbo-istiod/tests/framework/pilot"
 	"github.com/dubbo-istiod/dubbo-istiod/tests/framework/zk"
 )
 
 const (
-	demoIface = "com.example.DemoService"
-	demoHost  = "com.example.demoservice"
+	demoIface   = fixtures.DemoIface
+	demoHost    = fixtures.DemoHost
+	demoSubsets = fixtures.VersionSubsets
 )
-
-const demoSubsets = `apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata:
-  name: demo
-  namespace: dubbo
-spec:
-  host: com.example.demoservice
-  subsets:
-  - name: v1
-    labels:
-      version: 1.0.0
-  - name: v2
-    labels:
-      version: 2.0.0
-`
 
 // demoRoutes sends env=<env> calls to v2 and splits the rest 80/20 between v1 and v2.
 func demoRoutes(env string, v1, v2 int) string {
