@@ -12,7 +12,7 @@ cd "$(dirname "$0")"
 here=$PWD
 root=$(cd ../.. && pwd)
 cache=${DUBBO_KUBE_CACHE:-$HOME/.cache/dubbo-istiod/kube}
-export GOWORK=off GOFLAGS=-mod=mod CGO_ENABLED=0
+export GOWORK=off GOFLAGS=-mod=readonly CGO_ENABLED=0
 
 k8s_version=$(sed -n 's/^\tk8s.io\/kubernetes \(v[^ ]*\).*/\1/p' apiserver/go.mod)
 etcd_version=$(sed -n 's/^\tgo.etcd.io\/etcd\/server\/v3 \(v[^ ]*\).*/\1/p' etcd/go.mod)
@@ -38,6 +38,9 @@ if [ ! -x "$dir/kube-apiserver" ] || [ ! -x "$dir/etcd" ]; then
   rm -rf "$dir" && mv "$dir.tmp" "$dir"
   echo "tools/kube/build.sh: built in $(( $(date +%s) - start ))s into $dir" >&2
 fi
+touch "$dir"
+# Builds of other module versions unused for two weeks go (~150 MB each).
+find "$cache" -mindepth 1 -maxdepth 1 -type d ! -name "$key" -mtime +14 -exec rm -rf {} + 2>/dev/null || true
 mkdir -p "$root/out/kube/bin"
 ln -sfn "$dir/kube-apiserver" "$root/out/kube/bin/kube-apiserver"
 ln -sfn "$dir/etcd" "$root/out/kube/bin/etcd"
