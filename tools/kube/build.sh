@@ -5,13 +5,12 @@
 #
 # The binaries are cached outside the work tree, keyed by the module files and build
 # flags, so a fresh clone or `make clean` on the same machine does not rebuild them:
-#   ${DUBBO_KUBE_CACHE:-$HOME/.cache/dubbo-istiod/kube}/<key>/{kube-apiserver,etcd}
+#   ${DUBBO_KUBE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/dubbo-istiod/kube}/<key>/{kube-apiserver,etcd}
 # and linked into out/kube/bin. Prints the directory holding the binaries.
 set -euo pipefail
 cd "$(dirname "$0")"
-here=$PWD
 root=$(cd ../.. && pwd)
-cache=${DUBBO_KUBE_CACHE:-$HOME/.cache/dubbo-istiod/kube}
+cache=${DUBBO_KUBE_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/dubbo-istiod/kube}
 export GOWORK=off GOFLAGS=-mod=readonly CGO_ENABLED=0
 
 k8s_version=$(sed -n 's/^\tk8s.io\/kubernetes \(v[^ ]*\).*/\1/p' apiserver/go.mod)
