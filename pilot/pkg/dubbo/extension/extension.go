@@ -37,8 +37,8 @@ import (
 	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/zookeeper"
 )
 
-// Scope is the logging scope of the Dubbo extensions (--log_output_level=dubbo:debug).
-var Scope = dubbolog.Scope
+// scope is the logging scope of the Dubbo extensions (--log_output_level=dubbo:debug).
+var scope = dubbolog.Scope
 
 // Environment variables: the defaults of the flags below, for Helm/istioctl installs.
 var (
@@ -126,7 +126,7 @@ func addFlags(c *cobra.Command) {
 
 // start runs right after bootstrap.NewServer, before the server starts.
 func start(s *bootstrap.Server, args *bootstrap.PilotArgs, stop <-chan struct{}) error {
-	Scope.Infof("dubbo-istiod %s extensions loaded", version.Info.Version)
+	scope.Infof("dubbo-istiod %s extensions loaded", version.Info.Version)
 	for _, p := range []uint32{flags.MOSN.OutboundPort, flags.MOSN.InboundPort, flags.MOSN.AppPort} {
 		if p == 0 || p > 65535 {
 			return fmt.Errorf("dubbo MOSN ports must be in 1..65535, got %d", p)
@@ -149,13 +149,13 @@ func start(s *bootstrap.Server, args *bootstrap.PilotArgs, stop <-chan struct{})
 	// MOSN sidecars (GENERATOR=mosn) get the Dubbo listeners, routes and clusters, for
 	// registry services and for ServiceEntry/Kubernetes services with Dubbo ports alike.
 	if !enableMOSNEnv {
-		Scope.Infof("PILOT_ENABLE_DUBBO_MOSN=false: MOSN sidecars get upstream's output")
+		scope.Infof("PILOT_ENABLE_DUBBO_MOSN=false: MOSN sidecars get upstream's output")
 		return nil
 	}
 	if _, err := mosn.Register(s.XDSServer, flags.MOSN, resolve); err != nil {
 		return err
 	}
-	Scope.Infof("MOSN sidecars (GENERATOR=mosn): egress_dubbo on 127.0.0.1:%d, ingress_dubbo on :%d -> 127.0.0.1:%d by default",
+	scope.Infof("MOSN sidecars (GENERATOR=mosn): egress_dubbo on 127.0.0.1:%d, ingress_dubbo on :%d -> 127.0.0.1:%d by default",
 		flags.MOSN.OutboundPort, flags.MOSN.InboundPort, flags.MOSN.AppPort)
 	return nil
 }
@@ -186,7 +186,7 @@ func NewRegistry(f Flags, clusterID cluster.ID, xds model.XDSUpdater) (*registry
 			return nil, nil, fmt.Errorf("--dubboRegistry: %v", err)
 		}
 		watchers = append(watchers, zookeeper.NewWatcher(cfg, ctl))
-		Scope.Infof("Dubbo registry %s: ZooKeeper %v, root %s, session timeout %v", cfg.Name, cfg.Servers, cfg.Root, cfg.SessionTimeout)
+		scope.Infof("Dubbo registry %s: ZooKeeper %v, root %s, session timeout %v", cfg.Name, cfg.Servers, cfg.Root, cfg.SessionTimeout)
 	}
 	return ctl, watchers, nil
 }

@@ -85,14 +85,6 @@ func (u *URL) Interface() string {
 	return u.Path
 }
 
-// Param returns a parameter, or def when it is absent or empty.
-func (u *URL) Param(key, def string) string {
-	if v := u.Params[key]; v != "" {
-		return v
-	}
-	return def
-}
-
 // Parse decodes a provider node name (URL-encoded, as Dubbo writes it) and validates it.
 // It accepts every protocol; callers decide which ones become endpoints.
 func Parse(node string) (*URL, error) {

@@ -175,27 +175,6 @@ func TestHostnameConflict(t *testing.T) {
 	}
 }
 
-func TestSyncTimeout(t *testing.T) {
-	rec := registrytest.NewRecorder()
-	c, err := registry.NewController(registry.Options{SyncTimeout: 300 * time.Millisecond}, rec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.AddSource("down", "zookeeper://127.0.0.1:1"); err != nil {
-		t.Fatal(err)
-	}
-	stop := make(chan struct{})
-	defer close(stop)
-	go c.Run(stop)
-	if c.HasSynced() {
-		t.Fatal("synced before any list and before the timeout")
-	}
-	time.Sleep(400 * time.Millisecond)
-	if !c.HasSynced() {
-		t.Fatal("not synced after the sync timeout")
-	}
-}
-
 func TestOptionsValidate(t *testing.T) {
 	for _, o := range []registry.Options{{ServicePort: 70000}, {ReconnectGrace: -time.Second}, {ExtraLabelKeys: []string{"bad key!"}}} {
 		if _, err := registry.NewController(o, registrytest.NewRecorder()); err == nil {

@@ -16,9 +16,13 @@ package registry
 
 import (
 	"encoding/json"
+	"maps"
 	"net/http"
+	"slices"
 	"sort"
 	"time"
+
+	"istio.io/istio/pilot/pkg/model"
 )
 
 // DebugView is the JSON served at /debug/dubboz.
@@ -44,6 +48,18 @@ type DebugRegistry struct {
 	Held        int        `json:"heldRemovals"`
 	GraceUntil  *time.Time `json:"graceUntil,omitempty"`
 	LastEvent   *time.Time `json:"lastEvent,omitempty"`
+	// ListErrors are paths that keep failing to list (e.g. no read permission): what was
+	// listed last stays served.
+	ListErrors []DebugListError `json:"listErrors,omitempty"`
+}
+
+// DebugListError is a registry path that fails to list.
+type DebugListError struct {
+	Interface string    `json:"interface"` // "" is the registry root
+	Error     string    `json:"error"`
+	Since     time.Time `json:"since"`
+	Last      time.Time `json:"last"`
+	Attempts  int       `json:"attempts"`
 }
 
 // DebugIface is one Dubbo interface.
@@ -52,6 +68,7 @@ type DebugIface struct {
 	Hostname   string          `json:"hostname"`
 	Service    bool            `json:"service"`
 	Conflict   string          `json:"hostnameOwnedBy,omitempty"`
+	NotServed  string          `json:"notServed,omitempty"` // why the interface is not served
 	Registries []string        `json:"registries"`
 	Instances  []DebugInstance `json:"instances"`
 	Rejected   []DebugRejected `json:"rejected,omitempty"`
@@ -76,20 +93,34 @@ type DebugRejected struct {
 	Error    string `json:"error"`
 }
 
-// Debug returns the current view.
+// ifaceSnapshot is what Debug copies of an interface under updateMu: references to maps
+// and slices that are replaced, never mutated, once stored.
+type ifaceSnapshot struct {
+	iface, hostname, conflict, rejected string
+	service                             bool
+	registries                          []string
+	eps                                 []*model.IstioEndpoint
+	sources                             []string // configured order
+	nodes, held                         []map[string]*node
+}
+
+// Debug returns the current view. It copies references under the update lock (cheap:
+// per interface, not per provider) and renders the providers after releasing it, so a
+// look at 100k providers does not stall ingestion.
 func (c *Controller) Debug() DebugView {
 	c.updateMu.Lock()
-	defer c.updateMu.Unlock()
 	v := DebugView{
 		Namespace: c.opts.Namespace, ServicePort: c.opts.ServicePort, HostSuffix: c.opts.HostSuffix,
 		Synced: c.synced.Load(), Registries: []DebugRegistry{}, Interfaces: []DebugIface{},
 	}
+	now := c.now()
 	for _, s := range c.sources {
 		r := DebugRegistry{
 			Name: s.name, Address: s.description, Connected: s.connected, Synced: s.synced,
 			Sessions: s.sessions, Disconnects: s.disconnects, Interfaces: s.interfaceCnt,
+			Providers: s.nodeCnt, Held: s.heldCnt,
 		}
-		if c.now().Before(s.graceUntil) {
+		if now.Before(s.graceUntil) {
 			g := s.graceUntil
 			r.GraceUntil = &g
 		}
@@ -97,51 +128,83 @@ func (c *Controller) Debug() DebugView {
 			t := s.lastEvent
 			r.LastEvent = &t
 		}
-		r.Providers, r.Held = s.nodeCnt, s.heldCnt
-		v.Registries = append(v.Registries, r)
-	}
-	for _, st := range sortedStates(c.ifaces) {
-		d := DebugIface{Interface: st.iface, Hostname: string(st.hostname), Service: st.svc != nil,
-			Conflict: st.conflict, Registries: []string{}, Instances: []DebugInstance{}}
-		for src := range st.present {
-			d.Registries = append(d.Registries, src)
-		}
-		sort.Strings(d.Registries)
-		published := map[string]bool{}
-		for _, ep := range st.eps {
-			published[ep.WorkloadName] = true
-			d.Instances = append(d.Instances, DebugInstance{
-				Address: ep.FirstAddressOrNil(), Port: ep.EndpointPort, Weight: ep.LbWeight,
-				Labels: ep.Labels, Workload: ep.WorkloadName, Registry: ep.Labels[RegistryLabel],
+		for _, k := range slices.Sorted(maps.Keys(s.listErrors)) {
+			le := s.listErrors[k]
+			r.ListErrors = append(r.ListErrors, DebugListError{
+				Interface: k, Error: le.err, Since: le.since, Last: le.last, Attempts: le.attempts,
 			})
 		}
+		v.Registries = append(v.Registries, r)
+	}
+	snaps := make([]ifaceSnapshot, 0, len(c.ifaces))
+	for _, st := range sortedStates(c.ifaces) {
+		sn := ifaceSnapshot{
+			iface: st.iface, hostname: string(st.hostname), conflict: st.conflict, rejected: st.rejected,
+			service: st.svc != nil, registries: slices.Sorted(maps.Keys(st.present)), eps: st.eps,
+		}
 		for _, s := range c.sources {
-			for _, set := range []map[string]*node{st.nodes[s.name], st.held[s.name]} {
-				for _, n := range set {
+			sn.sources = append(sn.sources, s.name)
+			sn.nodes = append(sn.nodes, st.nodes[s.name])
+			sn.held = append(sn.held, st.held[s.name])
+		}
+		snaps = append(snaps, sn)
+	}
+	c.updateMu.Unlock()
+
+	if c.renderHook != nil {
+		c.renderHook()
+	}
+	for _, sn := range snaps {
+		v.Interfaces = append(v.Interfaces, sn.render())
+	}
+	return v
+}
+
+func (sn *ifaceSnapshot) render() DebugIface {
+	d := DebugIface{Interface: sn.iface, Hostname: sn.hostname, Service: sn.service,
+		Conflict: sn.conflict, NotServed: sn.rejected, Registries: sn.registries, Instances: []DebugInstance{}}
+	if d.Registries == nil {
+		d.Registries = []string{}
+	}
+	published := map[string]bool{}
+	for _, ep := range sn.eps {
+		published[ep.WorkloadName] = true
+		d.Instances = append(d.Instances, DebugInstance{
+			Address: ep.FirstAddressOrNil(), Port: ep.EndpointPort, Weight: ep.LbWeight,
+			Labels: ep.Labels, Workload: ep.WorkloadName, Registry: ep.Labels[RegistryLabel],
+		})
+	}
+	for i, src := range sn.sources {
+		for _, set := range []map[string]*node{sn.nodes[i], sn.held[i]} {
+			for _, n := range set {
+				switch {
+				case n.err != nil:
+					d.Rejected = append(d.Rejected, DebugRejected{Registry: src, Node: clip(n.name), Error: n.err.Error()})
+				case !published[n.spec.ep.WorkloadName]:
+					reason := "duplicate"
 					switch {
-					case n.err != nil:
-						d.Rejected = append(d.Rejected, DebugRejected{Registry: s.name, Node: clip(n.name), Error: n.err.Error()})
-					case !published[n.spec.ep.WorkloadName]:
-						reason := "duplicate"
-						switch {
-						case n.spec.disabled:
-							reason = "disabled"
-						case n.spec.zero:
-							reason = "weight=0"
-						}
-						ep := n.spec.ep
-						d.Ignored = append(d.Ignored, DebugInstance{
-							Address: ep.FirstAddressOrNil(), Port: ep.EndpointPort, Weight: ep.LbWeight,
-							Labels: ep.Labels, Workload: ep.WorkloadName, Registry: s.name, Reason: reason,
-						})
+					case n.spec.disabled:
+						reason = "disabled"
+					case n.spec.zero:
+						reason = "weight=0"
 					}
+					ep := n.spec.ep
+					d.Ignored = append(d.Ignored, DebugInstance{
+						Address: ep.FirstAddressOrNil(), Port: ep.EndpointPort, Weight: ep.LbWeight,
+						Labels: ep.Labels, Workload: ep.WorkloadName, Registry: src, Reason: reason,
+					})
 				}
 			}
 		}
-		sort.Slice(d.Rejected, func(i, j int) bool { return d.Rejected[i].Node < d.Rejected[j].Node })
-		v.Interfaces = append(v.Interfaces, d)
 	}
-	return v
+	sort.Slice(d.Rejected, func(i, j int) bool { return d.Rejected[i].Node < d.Rejected[j].Node })
+	sort.Slice(d.Ignored, func(i, j int) bool {
+		if d.Ignored[i].Workload != d.Ignored[j].Workload {
+			return d.Ignored[i].Workload < d.Ignored[j].Workload
+		}
+		return d.Ignored[i].Registry < d.Ignored[j].Registry
+	})
+	return d
 }
 
 func clip(s string) string {

@@ -58,7 +58,11 @@ var (
 	)
 	eventsTotal = monitoring.NewSum(
 		"dubbo_registry_events_total",
-		"Registry events by kind: providers, interface_added, interface_removed, connected, disconnected, session_expired, grace_expired.",
+		"Registry events by kind: providers, interface_added, interface_removed, connected, disconnected, new_session, grace_expired, empty_protected.",
+	)
+	listErrorsTotal = monitoring.NewSum(
+		"dubbo_registry_list_errors_total",
+		"Failed attempts to list a registry path (e.g. no read permission); the last list stays served, see /debug/dubboz.",
 	)
 	pacedPushes = monitoring.NewSum(
 		"dubbo_eds_paced_pushes_total",

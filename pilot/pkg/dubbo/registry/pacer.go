@@ -25,7 +25,8 @@ import (
 
 // Pusher pushes a request to the connected proxies at once (istiod's
 // DiscoveryServer.Push, which istiod itself uses for endpoint updates when
-// PILOT_ENABLE_EDS_DEBOUNCE=false).
+// PILOT_ENABLE_EDS_DEBOUNCE=false). Patch 0006 serialises it with istiod's debounced full
+// pushes, so a paced push never installs a push context older than a full push's.
 type Pusher interface {
 	Push(req *model.PushRequest)
 }
@@ -40,7 +41,8 @@ type pacer struct {
 
 	mu      sync.Mutex
 	pending sets.Set[model.ConfigKey]
-	armed   bool
+	timer   *time.Timer // armed while changes are pending
+	stopped bool
 	pushing sync.Mutex // one push at a time, in order
 }
 
@@ -53,9 +55,19 @@ func (p *pacer) mark(hostname, namespace string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.pending.Insert(model.ConfigKey{Kind: kind.Endpoints, Name: hostname, Namespace: namespace})
-	if !p.armed {
-		p.armed = true
-		time.AfterFunc(p.interval, p.flush)
+	if p.timer == nil && !p.stopped {
+		p.timer = time.AfterFunc(p.interval, p.flush)
+	}
+}
+
+// stop cancels a pending push (istiod is shutting down).
+func (p *pacer) stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stopped = true
+	if p.timer != nil {
+		p.timer.Stop()
+		p.timer = nil
 	}
 }
 
@@ -65,7 +77,7 @@ func (p *pacer) flush() {
 	p.mu.Lock()
 	keys := p.pending
 	p.pending = sets.New[model.ConfigKey]()
-	p.armed = false
+	p.timer = nil
 	p.mu.Unlock()
 	if len(keys) == 0 {
 		return
