@@ -108,22 +108,31 @@ bold "6. Live changes, watched by a MOSN sidecar (tools/dubbo-xds --watch)"
 record $!
 wait_for "the watching sidecar" 30 grep -q "CLUSTERS AND ENDPOINTS" "$LOGS/watch.log"
 updates() { grep -c '^--- update at' "$LOGS/watch.log" || true; }
+# The arrival time dubbo-xds stamped on the first update after the $before-th that shows
+# TEXT (a change can take more than one push: a re-registration is a delete and a create).
+shown_at() {
+  awk -v n="$before" -v want="$1" '/^--- update at/{i++; t=$4} i>n && index($0, want) && !f {print t; f=1}' "$LOGS/watch.log"
+}
+shown() { [ -n "$(shown_at "$1")" ]; }
+# update_ms TEXT: ms from $start to that arrival (not to when this script noticed it:
+# wait_for polls every 100 ms).
+update_ms() { echo $(( $(date -d "$(shown_at "$1")" +%s%3N) - start )); }
 show_update() { # the clusters and endpoints of the newest update
   awk '/^--- update at/{buf=""; keep=0} /^CLUSTERS AND ENDPOINTS/{keep=1} keep{buf=buf"\n      "$0} END{print buf}' "$LOGS/watch.log"
 }
 
 echo "-> provider v1 re-registers with weight 300 (as Dubbo governance does)"
-before=$(updates); start=$(date +%s%N)
+before=$(updates); start=$(date +%s%3N)
 curl -sf -X POST "http://127.0.0.1:$V1_ADMIN/weight?value=300" >/dev/null
-wait_for "the weight update" 10 bash -c "[ \$(grep -c '^--- update at' '$LOGS/watch.log') -gt $before ]"
-echo "   update at the sidecar after $(( ($(date +%s%N) - start) / 1000000 )) ms:"
+wait_for "the weight update" 10 shown "(weight 43)"
+echo "   update at the sidecar $(update_ms "(weight 43)") ms after the change:"
 show_update
 
 echo "-> stopping provider v2 (its ephemeral node leaves ZooKeeper)"
-before=$(updates); start=$(date +%s%N)
+before=$(updates); start=$(date +%s%3N)
 kill -TERM "$V2_PID"
-wait_for "the EDS update" 10 bash -c "[ \$(grep -c '^--- update at' '$LOGS/watch.log') -gt $before ]"
-echo "   update at the sidecar after $(( ($(date +%s%N) - start) / 1000000 )) ms:"
+wait_for "the EDS update" 10 shown "(no endpoints)"
+echo "   update at the sidecar $(update_ms "(no endpoints)") ms after the change:"
 show_update
 
 if [ "${DEMO_EXIT:-}" = 1 ]; then

@@ -13,10 +13,10 @@
 // limitations under the License.
 
 // Package xdsview connects to istiod as a MOSN (or Envoy) sidecar and shows the Dubbo
-// view of what the proxy receives. Sync asks for resources in MOSN's order
-// (mosn-xds.md §4.2): CDS, then EDS for every EDS cluster by Cluster.name, then LDS, then
-// RDS for the route names of the listeners' HTTP connection managers. It is a real gRPC
-// client (MOSN itself cannot run here); tests and tools/dubbo-xds use it.
+// view of what the proxy receives. Sync asks for resources in MOSN's order (see
+// docs/reference/mosn-xds-facts.md): CDS, then EDS for every EDS cluster by Cluster.name,
+// then LDS, then RDS for the route names of the listeners' HTTP connection managers. It
+// is a real gRPC client (MOSN itself cannot run here); tests and tools/dubbo-xds use it.
 package xdsview
 
 import (

@@ -21,17 +21,22 @@
 //	dubbo-xds --istiod 127.0.0.1:15010                         # a MOSN consumer's view
 //	dubbo-xds --ip 10.0.0.1 --meta DUBBO_APP_PORT=20880        # a provider's sidecar
 //	dubbo-xds --kind envoy --json                              # raw JSON of everything
-//	dubbo-xds --watch                                          # print again on every push
+//	dubbo-xds --watch                                          # print again as each push arrives
 //	dubbo-xds --check                                          # exit 1 on MOSN conformance violations
 package main
 
 import (
+	"bytes"
 	"flag"
 	"fmt"
+	"io"
 	"os"
+	"slices"
+	"sort"
 	"strings"
 	"time"
 
+	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
@@ -65,7 +70,7 @@ func main() {
 	ns := flag.String("namespace", "default", "pod namespace")
 	flag.Var(meta, "meta", "extra node metadata KEY=VALUE (repeatable), e.g. DUBBO_OUTBOUND_PORT=20881")
 	asJSON := flag.Bool("json", false, "print every resource as JSON instead of the Dubbo summary")
-	watch := flag.Bool("watch", false, "keep the stream open and print again after every push")
+	watch := flag.Bool("watch", false, "keep the stream open and print the view again as each response arrives")
 	check := flag.Bool("check", false, "check the resources against what MOSN accepts; exit 1 on violations")
 	timeout := flag.Duration("timeout", 30*time.Second, "how long to wait for each response")
 	call := flag.String("call", "", "make a real Dubbo call of this method to every endpoint of the main Dubbo clusters")
@@ -89,26 +94,96 @@ func main() {
 	if err != nil {
 		fail("%s: %v", *istiod, err)
 	}
-	code := show(s, *asJSON, *check)
+	seen := responseCounts(c) // what the first view shows (a later push prints again)
+	code := show(os.Stdout, s, *asJSON, *check)
 	if *call != "" {
 		callEndpoints(s, *call)
 	}
-	for *watch {
-		<-c.Changed()
-		if err := c.Err(); err != nil {
-			fail("stream ended: %v", err)
-		}
-		time.Sleep(200 * time.Millisecond) // let the rest of one push arrive
-		if s, err = xdsview.Held(c); err != nil {
-			fail("%v", err)
-		}
-		fmt.Printf("\n--- update at %s ---\n", time.Now().Format("15:04:05.000"))
-		show(s, *asJSON, *check)
+	if *watch {
+		watchLoop(c, s, seen, *asJSON, *check)
 	}
 	os.Exit(code)
 }
 
-func show(s conformance.Snapshot, asJSON, check bool) int {
+// watchTypes are the xDS types a watching sidecar follows, in the order a push sends them.
+var watchTypes = []struct{ url, short string }{
+	{adsclient.ClusterType, "CDS"},
+	{adsclient.EndpointType, "EDS"},
+	{adsclient.ListenerType, "LDS"},
+	{adsclient.RouteType, "RDS"},
+}
+
+// watchLoop prints the view again as each response arrives: no poll interval, so the
+// header's time is when the proxy got the push. A push of several types (a full push:
+// CDS, EDS, LDS, RDS) prints once per response, each showing what the proxy holds at
+// that moment, as MOSN holds it. Like MOSN (and Envoy), it asks for the endpoints of the
+// EDS clusters each CDS response names and for the routes each LDS response names, so
+// the view follows new clusters and route configurations.
+func watchLoop(c *adsclient.Client, s conformance.Snapshot, seen map[string]int, asJSON, check bool) {
+	eds, rds := edsNames(s.Clusters), xdsview.RouteNames(s.Listeners)
+	for {
+		changed := c.Changed() // before reading the counts: a response after this closes it
+		now := responseCounts(c)
+		var arrived []string
+		for _, t := range watchTypes {
+			if now[t.url] != seen[t.url] {
+				arrived = append(arrived, t.short)
+			}
+		}
+		if len(arrived) == 0 {
+			<-changed
+			if err := c.Err(); err != nil {
+				fail("stream ended: %v", err)
+			}
+			continue
+		}
+		seen = now
+		at := time.Now()
+		var err error
+		if s, err = xdsview.Held(c); err != nil {
+			fail("%v", err)
+		}
+		if names := edsNames(s.Clusters); !slices.Equal(names, eds) && len(names) > 0 {
+			eds = names
+			if err := c.Watch(adsclient.EndpointType, eds...); err != nil {
+				fail("%v", err)
+			}
+		}
+		if names := xdsview.RouteNames(s.Listeners); !slices.Equal(names, rds) && len(names) > 0 {
+			rds = names
+			if err := c.Watch(adsclient.RouteType, rds...); err != nil {
+				fail("%v", err)
+			}
+		}
+		// One write per update, so a reader of the log never sees half an update.
+		var b bytes.Buffer
+		fmt.Fprintf(&b, "\n--- update at %s (%s) ---\n", at.Format("15:04:05.000"), strings.Join(arrived, ", "))
+		show(&b, s, asJSON, check)
+		_, _ = os.Stdout.Write(b.Bytes())
+	}
+}
+
+func responseCounts(c *adsclient.Client) map[string]int {
+	out := map[string]int{}
+	for _, t := range watchTypes {
+		out[t.url] = c.Responses(t.url)
+	}
+	return out
+}
+
+// edsNames are the names MOSN asks EDS for after a CDS response: every EDS cluster's.
+func edsNames(cs []*cluster.Cluster) []string {
+	var out []string
+	for _, cl := range cs {
+		if cl.GetType() == cluster.Cluster_EDS {
+			out = append(out, cl.Name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func show(w io.Writer, s conformance.Snapshot, asJSON, check bool) int {
 	if asJSON {
 		var msgs []proto.Message
 		for _, m := range s.Listeners {
@@ -128,19 +203,19 @@ func show(s conformance.Snapshot, asJSON, check bool) int {
 			if err != nil {
 				fail("%v", err)
 			}
-			fmt.Println(string(b))
+			fmt.Fprintln(w, string(b))
 		}
 	} else {
-		xdsview.Summary(os.Stdout, s)
+		xdsview.Summary(w, s)
 	}
 	if !check {
 		return 0
 	}
 	if v := conformance.Check(s); len(v) > 0 {
-		fmt.Printf("MOSN CONFORMANCE: %d violations\n  %s\n", len(v), strings.Join(v, "\n  "))
+		fmt.Fprintf(w, "MOSN CONFORMANCE: %d violations\n  %s\n", len(v), strings.Join(v, "\n  "))
 		return 1
 	}
-	fmt.Println("MOSN CONFORMANCE: ok")
+	fmt.Fprintln(w, "MOSN CONFORMANCE: ok")
 	return 0
 }
 

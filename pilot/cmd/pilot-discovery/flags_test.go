@@ -18,12 +18,14 @@ import (
 	"os"
 	"regexp"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"istio.io/istio/pilot/cmd/pilot-discovery/app"
+	"istio.io/istio/pkg/env"
 )
 
 type flagInfo struct{ typ, def, usage string }
@@ -106,5 +108,41 @@ func TestFlagSetIsUpstreamPlusDocumentedExtras(t *testing.T) {
 		if !found {
 			t.Errorf("docs/reference/flags.md documents %s, which the command does not have", m[1])
 		}
+	}
+}
+
+// TestDubboEnvVarsDocumented: every environment variable of the Dubbo extensions (the
+// ones whose name has DUBBO) has a row in docs/reference/flags.md naming it with the
+// default the code registers, so an env-only switch cannot go undocumented either.
+func TestDubboEnvVarsDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../../../docs/reference/flags.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := regexp.MustCompile("(?m)^\\|.*$").FindAllString(string(doc), -1)
+	n := 0
+	for _, v := range env.VarDescriptions() {
+		if !strings.Contains(v.Name, "DUBBO") {
+			continue
+		}
+		n++
+		var row string
+		for _, r := range rows {
+			if strings.Contains(r, "`"+v.Name+"`") {
+				row = r
+				break
+			}
+		}
+		switch {
+		case row == "":
+			t.Errorf("environment variable %s is not in a table of docs/reference/flags.md", v.Name)
+		case v.DefaultValue == "" && !strings.Contains(row, "| none |") && !strings.Contains(row, "| empty |"):
+			t.Errorf("docs/reference/flags.md: %s has no default in the code; its row should say none or empty: %s", v.Name, row)
+		case v.DefaultValue != "" && !strings.Contains(row, "| `"+v.DefaultValue+"` |"):
+			t.Errorf("docs/reference/flags.md: %s defaults to %q in the code; its row says otherwise: %s", v.Name, v.DefaultValue, row)
+		}
+	}
+	if n < 10 {
+		t.Fatalf("only %d Dubbo environment variables registered: the extension package is not linked in", n)
 	}
 }

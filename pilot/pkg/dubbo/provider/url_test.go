@@ -21,7 +21,7 @@ import (
 	"unicode/utf8"
 )
 
-// A real Dubbo 2.7.15 provider node name (landscape.md §c.1).
+// A real provider node name, as Dubbo 2.7.15 registers it under /dubbo/<interface>/providers.
 const realNode = "dubbo%3A%2F%2F10.0.0.12%3A20880%2Fcom.example.DemoService%3Fanyhost%3Dtrue%26application%3Ddemo-provider" +
 	"%26cluster%3Dfailover%26deprecated%3Dfalse%26dubbo%3D2.0.2%26dynamic%3Dtrue%26generic%3Dfalse%26group%3Dg1" +
 	"%26interface%3Dcom.example.DemoService%26loadbalance%3Drandom%26methods%3DsayHello%2CsayHelloAsync%26pid%3D30886" +
