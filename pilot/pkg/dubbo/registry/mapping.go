@@ -120,7 +120,7 @@ type endpointSpec struct {
 	stamp    int64  // registration timestamp, to keep the newest of duplicates
 }
 
-// toEndpoint maps one provider URL as ARCHITECTURE.md §3 says.
+// toEndpoint maps one provider URL (docs/registry.md, "What a Dubbo interface becomes").
 func (o *Options) toEndpoint(u *provider.URL, registry string) endpointSpec {
 	l := labels.Instance{RegistryLabel: labelValue(registry)}
 	for _, k := range o.labelKeys() {
