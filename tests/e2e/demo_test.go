@@ -22,6 +22,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -76,7 +77,8 @@ func TestDemoShowsAChangingPicture(t *testing.T) {
 func TestDemoCtrlCLeavesNothingRunning(t *testing.T) {
 	cmd := exec.Command("bash", demoScript(t))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // a terminal's foreground group
-	var out bytes.Buffer
+	// exec copies the output from its own goroutine: read it only through the lock.
+	var out lockedBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -99,6 +101,32 @@ func TestDemoCtrlCLeavesNothingRunning(t *testing.T) {
 		t.Fatalf("the demo did not stop within 30s of Ctrl-C:\n%s", out.String())
 	}
 	checkStopped(t, out.Bytes())
+}
+
+// lockedBuffer is a bytes.Buffer that exec's copying goroutine writes while the test
+// reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// Bytes returns a copy: the buffer's own slice changes under later writes.
+func (b *lockedBuffer) Bytes() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return bytes.Clone(b.buf.Bytes())
 }
 
 // checkStopped: every process the demo recorded is gone.

@@ -348,17 +348,18 @@ func TestMOSNProviderGetsIngress(t *testing.T) {
 func TestMOSNDynamicUpdates(t *testing.T) {
 	e := startDubbo(t, map[string]string{"dr.yaml": versionSubsets, "vs.yaml": grayAndSplit})
 	c, _ := syncMOSN(t, e.pilot, xdsview.Node("10.1.0.8", "consumer-2", "default", nil))
-	lds, rds, cds := c.Responses(adsclient.ListenerType), c.Responses(adsclient.RouteType), c.Responses(adsclient.ClusterType)
+	before, fullBefore := countsOf(c), fullPushRequests(t, e.pilot)
 
 	// Provider churn: EDS only.
 	e.v2.Close()
-	if _, err := c.AwaitTimeout(5*time.Second, adsclient.EndpointType, wantEndpoints(map[string]string{mainCluster: "10.0.0.1:20880"})); err != nil {
+	if _, err := c.AwaitTimeout(30*time.Second, adsclient.EndpointType, wantEndpoints(map[string]string{
+		mainCluster: "10.0.0.1:20880", v1Cluster: "10.0.0.1:20880", v2Cluster: "",
+	})); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(500 * time.Millisecond)
-	if c.Responses(adsclient.ListenerType) != lds || c.Responses(adsclient.RouteType) != rds || c.Responses(adsclient.ClusterType) != cds {
-		t.Fatalf("provider churn pushed LDS/RDS/CDS (%d/%d/%d more)",
-			c.Responses(adsclient.ListenerType)-lds, c.Responses(adsclient.RouteType)-rds, c.Responses(adsclient.ClusterType)-cds)
+	noFullPushFor(t, e.pilot, c, "provider churn", before, fullBefore)
+	if t.Failed() {
+		t.FailNow()
 	}
 
 	// A new interface: it appears in RDS, with no restart.
@@ -507,7 +508,6 @@ spec:
 `
 	e := startDubbo(t, map[string]string{"dr.yaml": versionSubsets, "sidecar.yaml": sidecar, "vs.yaml": uriMatch})
 	e.v1.Register(t, "com.example.GreeterService", zk.ProviderURL("10.0.0.5", 20880, "com.example.GreeterService", nil))
-	time.Sleep(300 * time.Millisecond)
 
 	// EDS for a cluster nobody has: still answered, with an empty assignment.
 	c, err := adsclient.Dial(e.pilot.GRPCAddr, xdsview.Node("10.1.0.10", "c", "default", nil))
@@ -518,8 +518,29 @@ spec:
 	if err := c.Watch(adsclient.EndpointType, "outbound|20880||no.such.service"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.AwaitTimeout(10*time.Second, adsclient.EndpointType, wantEndpoints(map[string]string{"outbound|20880||no.such.service": ""})); err != nil {
+	if _, err := c.AwaitTimeout(30*time.Second, adsclient.EndpointType, wantEndpoints(map[string]string{"outbound|20880||no.such.service": ""})); err != nil {
 		t.Fatalf("an EDS request went unanswered: %v", err)
+	}
+
+	// The checks below are about the greeter service: wait until istiod's push context
+	// has it (its cluster reaches a proxy), or they would hold vacuously.
+	const greeterCluster = "outbound|20880||com.example.greeterservice"
+	if err := c.Watch(adsclient.ClusterType); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.AwaitTimeout(30*time.Second, adsclient.ClusterType, func(r *discovery.DiscoveryResponse) error {
+		cls, err := adsclient.Decode[cluster.Cluster](r)
+		if err != nil {
+			return err
+		}
+		for _, cl := range cls {
+			if cl.Name == greeterCluster {
+				return nil
+			}
+		}
+		return fmt.Errorf("no cluster %s among %d", greeterCluster, len(cls))
+	}); err != nil {
+		t.Fatal(err)
 	}
 
 	// The greeter VirtualService's only match is on uri: dropped, and logged.

@@ -311,3 +311,22 @@ func tailFrom(path string, n int) string {
 	}
 	return tail(path, n)
 }
+
+// UpstreamBinEnv names the environment variable that points at stock upstream
+// pilot-discovery built from the same pinned module without our patches (`make
+// upstream-bin`: out/bin/pilot-discovery-upstream).
+const UpstreamBinEnv = "UPSTREAM_PILOT_DISCOVERY_BIN"
+
+// UpstreamBin returns stock upstream pilot-discovery. A missing binary fails the test
+// (it is never skipped): `make test` builds it first.
+func UpstreamBin(t testing.TB) string {
+	t.Helper()
+	bin := os.Getenv(UpstreamBinEnv)
+	if bin == "" {
+		bin = filepath.Join(filepath.Dir(Bin(t)), "pilot-discovery-upstream")
+	}
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("stock upstream pilot-discovery not found (%v): run `make upstream-bin`, or set %s", err, UpstreamBinEnv)
+	}
+	return bin
+}
