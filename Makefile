@@ -86,11 +86,9 @@ test-upstream: prepare
 	cd out/istio && GOWORK=off $(GO) test $(TEST_FLAGS) $(UPSTREAM_TEST_PKGS)
 
 # The test process (ADS clients, the ZooKeeper and process harnesses) runs under the race
-# detector; pilot-discovery is the release build. The MCP-over-xDS test serves its config
-# from stock upstream pilot-discovery.
-test-e2e: build tools image upstream-bin
-	PILOT_DISCOVERY_BIN=$(CURDIR)/$(BIN) UPSTREAM_PILOT_DISCOVERY_BIN=$(CURDIR)/$(UPSTREAM_BIN) \
-	$(GO_TEST_RACE) $(TEST_FLAGS) -count=1 ./tests/e2e/... ./tests/install/...
+# detector; pilot-discovery is the release build.
+test-e2e: build tools image
+	PILOT_DISCOVERY_BIN=$(CURDIR)/$(BIN) $(GO_TEST_RACE) $(TEST_FLAGS) -count=1 ./tests/e2e/... ./tests/install/...
 
 # dubbo-istiod as istiod runs in a cluster: a real kube-apiserver and etcd on loopback
 # (tests/framework/kube), stock upstream pilot-discovery of the same pin for parity.
