@@ -16,6 +16,9 @@ package registry_test
 
 import (
 	"fmt"
+	"maps"
+	"net"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -23,7 +26,9 @@ import (
 	"testing"
 	"time"
 
+	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	networking "istio.io/api/networking/v1alpha3"
+
 	"istio.io/istio/pilot/pkg/model"
 	"istio.io/istio/pilot/pkg/serviceregistry/aggregate"
 	v3 "istio.io/istio/pilot/pkg/xds/v3"
@@ -36,6 +41,7 @@ import (
 
 	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/registry"
 	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/zookeeper"
+	"github.com/dubbo-istiod/dubbo-istiod/pkg/adsclient"
 	zkt "github.com/dubbo-istiod/dubbo-istiod/tests/framework/zk"
 )
 
@@ -57,7 +63,12 @@ func TestPacedPushesInterleavedWithFullPushes(t *testing.T) {
 	zs := zkt.Start(t)
 	app := zkt.Connect(t, zs.Addr, 10*time.Second)
 
-	fake := xdsfake.NewFakeDiscoveryServer(t, xdsfake.FakeOptions{DebounceTime: 10 * time.Millisecond})
+	fake := xdsfake.NewFakeDiscoveryServer(t, xdsfake.FakeOptions{
+		DebounceTime: 10 * time.Millisecond,
+		// A real TCP listener for pkg/adsclient, which keeps every cluster's last assignment
+		// across incremental EDS responses (upstream's adsc keeps only the last response).
+		ListenerBuilder: func() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") },
+	})
 	ctl, err := registry.NewController(registry.Options{EDSPushInterval: 50 * time.Millisecond}, fake.Discovery)
 	if err != nil {
 		t.Fatal(err)
@@ -107,7 +118,18 @@ func TestPacedPushesInterleavedWithFullPushes(t *testing.T) {
 		return nil
 	}, retry.Timeout(60*time.Second), retry.Delay(20*time.Millisecond))
 
-	ads := fake.Connect(nil, nil, []string{v3.ClusterType})
+	ads, err := adsclient.Dial(fake.Listener.Addr().String(), adsclient.Node{IP: "10.9.0.1", Name: "consumer", Namespace: "default"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ads.Close)
+	var clusters []string
+	for i := 0; i < ifaces; i++ {
+		clusters = append(clusters, fmt.Sprintf("outbound|20880||%s", strings.ToLower(iface(i))))
+	}
+	if err := ads.Watch(v3.EndpointType, clusters...); err != nil {
+		t.Fatal(err)
+	}
 
 	// The monitor: the number of VirtualServices in the global push context only grows.
 	vsCount := func() int {
@@ -196,11 +218,15 @@ func TestPacedPushesInterleavedWithFullPushes(t *testing.T) {
 		if n := vsCount(); n != configs {
 			return fmt.Errorf("push context has %d VirtualServices, want %d", n, configs)
 		}
-		got := ads.GetEndpoints()
+		got := ads.Held(v3.EndpointType)
 		for c, addrs := range want {
-			cla, ok := got[c]
+			a, ok := got[c]
 			if !ok {
-				return fmt.Errorf("no endpoints for %s at the client", c)
+				return fmt.Errorf("no endpoints for %s at the client (it has %v)", c, slices.Sorted(maps.Keys(got)))
+			}
+			cla := &endpoint.ClusterLoadAssignment{}
+			if err := a.UnmarshalTo(cla); err != nil {
+				return err
 			}
 			var have []string
 			for _, l := range cla.Endpoints {
