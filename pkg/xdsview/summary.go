@@ -24,7 +24,7 @@ import (
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 
-	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/mosn/conformance"
+	"github.com/dubbo-istiod/dubbo-istiod/pkg/mosn/conformance"
 )
 
 // Rule renders a Dubbo route rule: "<interface> <conditions> -> <where>".
