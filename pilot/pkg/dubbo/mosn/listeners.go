@@ -24,6 +24,7 @@ import (
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"istio.io/istio/pilot/pkg/networking/util"
 	"istio.io/istio/pilot/pkg/util/protoconv"
 	"istio.io/istio/pkg/wellknown"
 )
@@ -36,7 +37,7 @@ const connectTimeout = 10 * time.Second
 func boundListener(name, ip string, port uint32, dir core.TrafficDirection, m *hcm.HttpConnectionManager) *listener.Listener {
 	return &listener.Listener{
 		Name:             name,
-		Address:          socketAddress(ip, port),
+		Address:          util.BuildAddress(ip, port),
 		DeprecatedV1:     &listener.Listener_DeprecatedV1{BindToPort: wrapperspb.Bool(true)},
 		TrafficDirection: dir,
 		FilterChains: []*listener.FilterChain{{

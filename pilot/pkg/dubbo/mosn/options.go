@@ -92,7 +92,10 @@ func IsMOSN(p *model.Proxy) bool {
 	return p != nil && p.Metadata != nil && p.Metadata.Generator == GeneratorName
 }
 
-func (o Options) forProxy(p *model.Proxy) knobs {
+// knobs returns the proxy's effective settings. A bad value is logged once per proxy
+// and value (generation runs per proxy per push), not on every push.
+func (g *Generator) knobs(p *model.Proxy) knobs {
+	o := g.opts
 	k := knobs{outbound: o.OutboundPort, inbound: o.InboundPort, app: o.AppPort}
 	if p.Metadata == nil {
 		return k
@@ -105,7 +108,7 @@ func (o Options) forProxy(p *model.Proxy) knobs {
 		s := fmt.Sprint(v)
 		n, err := strconv.ParseUint(s, 10, 32)
 		if err != nil || n == 0 || n > 65535 {
-			scope.Warnf("proxy %s: node metadata %s=%q is not a port; using %d", p.ID, key, s, def)
+			g.logOnce("proxy %s: node metadata %s=%q is not a port; using %d", p.ID, key, s, def)
 			return def
 		}
 		return uint32(n)

@@ -16,14 +16,12 @@ package mosn
 
 import (
 	"fmt"
-	"math"
 	"regexp"
 	"sort"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	matcher "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
-	xdstype "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
@@ -317,24 +315,25 @@ func (g *Generator) routeAction(proxy *model.Proxy, ds dubboService, hr *network
 			a.RetryPolicy.PerTryTimeout = durationpb.New(r.PerTryTimeout.AsDuration())
 		}
 	}
-	mirror, pct := hr.Mirror, hr.MirrorPercentage
-	if mirror == nil && len(hr.Mirrors) > 0 {
-		mirror, pct = hr.Mirrors[0].Destination, hr.Mirrors[0].Percentage
+	// The fraction is upstream's (MirrorPercent, MirrorPercentByPolicy): a percentage
+	// goes out per MILLION, so 0.1% stays 0.1% in the xDS, and an explicit 0% means no
+	// mirror. (MOSN's own converter divides per-million numerators by 10,000 into whole
+	// percents, so MOSN itself mirrors floor(percent)%.)
+	var mirror *networking.Destination
+	var fraction *core.RuntimeFractionalPercent
+	switch {
+	case hr.Mirror != nil:
+		mirror, fraction = hr.Mirror, istioroute.MirrorPercent(hr)
+	case len(hr.Mirrors) > 0:
+		mirror, fraction = hr.Mirrors[0].Destination, istioroute.MirrorPercentByPolicy(hr.Mirrors[0])
 		if len(hr.Mirrors) > 1 {
 			g.logOnce("%s: MOSN mirrors to one cluster; only the first of %d mirrors is used", ref, len(hr.Mirrors))
 		}
 	}
-	if mirror != nil {
-		percent := 100.0
-		if pct != nil {
-			percent = pct.Value
-		}
+	if mirror != nil && fraction != nil {
 		a.RequestMirrorPolicies = []*route.RouteAction_RequestMirrorPolicy{{
-			Cluster: g.clusterFor(proxy, ds, mirror),
-			RuntimeFraction: &core.RuntimeFractionalPercent{DefaultValue: &xdstype.FractionalPercent{
-				Numerator:   uint32(math.Round(percent)),
-				Denominator: xdstype.FractionalPercent_HUNDRED,
-			}},
+			Cluster:         g.clusterFor(proxy, ds, mirror),
+			RuntimeFraction: fraction,
 		}}
 	}
 	return &route.Route_Route{Route: a}, true
