@@ -17,6 +17,7 @@ package mosn
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -190,7 +191,7 @@ func (g *Generator) translateMatch(proxy *model.Proxy, ds dubboService, m *netwo
 	if m.SourceNamespace != "" && m.SourceNamespace != proxy.ConfigNamespace {
 		return nil, false
 	}
-	if len(m.Gateways) > 0 && !contains(m.Gateways, constants.IstioMeshGateway) {
+	if len(m.Gateways) > 0 && !slices.Contains(m.Gateways, constants.IstioMeshGateway) {
 		return nil, false
 	}
 	if m.Port != 0 && int(m.Port) != ds.port.Port {
@@ -256,15 +257,6 @@ func headerMatcher(name string, sm *networking.StringMatch) (*route.HeaderMatche
 	default:
 		return nil, fmt.Errorf("an empty (presence) match on %q cannot be expressed for MOSN", name)
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // routeAction maps destinations, timeout, retries and mirror. ok=false when the route
