@@ -23,9 +23,23 @@ import (
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	xdstype "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 
-	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/mosn/conformance"
+	"github.com/dubbo-istiod/dubbo-istiod/pkg/mosn/conformance"
 )
+
+// percent is a fractional percent as a percentage (the denominator is HUNDRED,
+// TEN_THOUSAND or MILLION; istiod sends percentages per MILLION).
+func percent(f *xdstype.FractionalPercent) float64 {
+	n := float64(f.GetNumerator())
+	switch f.GetDenominator() {
+	case xdstype.FractionalPercent_TEN_THOUSAND:
+		return n / 100
+	case xdstype.FractionalPercent_MILLION:
+		return n / 10000
+	}
+	return n
+}
 
 // Rule renders a Dubbo route rule: "<interface> <conditions> -> <where>".
 func Rule(r *route.Route) string {
@@ -69,7 +83,7 @@ func Rule(r *route.Route) string {
 		extra = append(extra, fmt.Sprintf("%d retries", rp.GetNumRetries().GetValue()))
 	}
 	for _, m := range a.GetRequestMirrorPolicies() {
-		extra = append(extra, fmt.Sprintf("mirror %d%% to %s", m.GetRuntimeFraction().GetDefaultValue().GetNumerator(), m.Cluster))
+		extra = append(extra, fmt.Sprintf("mirror %g%% to %s", percent(m.GetRuntimeFraction().GetDefaultValue()), m.Cluster))
 	}
 	out := fmt.Sprintf("%s  %s  ->  %s", svc, when, where)
 	if len(extra) > 0 {

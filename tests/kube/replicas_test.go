@@ -27,8 +27,8 @@ import (
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/mosn/conformance"
 	"github.com/dubbo-istiod/dubbo-istiod/pkg/adsclient"
+	"github.com/dubbo-istiod/dubbo-istiod/pkg/mosn/conformance"
 	"github.com/dubbo-istiod/dubbo-istiod/pkg/xdsview"
 	"github.com/dubbo-istiod/dubbo-istiod/tests/framework/kube"
 	"github.com/dubbo-istiod/dubbo-istiod/tests/framework/pilot"

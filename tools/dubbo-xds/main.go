@@ -43,9 +43,9 @@ import (
 	// Types that appear inside upstream's resources, for --json.
 	_ "github.com/cncf/xds/go/udpa/type/v1"
 
-	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/mosn/conformance"
 	"github.com/dubbo-istiod/dubbo-istiod/pkg/adsclient"
 	"github.com/dubbo-istiod/dubbo-istiod/pkg/dubbowire"
+	"github.com/dubbo-istiod/dubbo-istiod/pkg/mosn/conformance"
 	"github.com/dubbo-istiod/dubbo-istiod/pkg/xdsview"
 )
 

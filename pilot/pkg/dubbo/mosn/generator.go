@@ -18,24 +18,27 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	meshconfig "istio.io/api/mesh/v1alpha1"
+
 	"istio.io/istio/pilot/pkg/model"
 	istiocore "istio.io/istio/pilot/pkg/networking/core"
+	"istio.io/istio/pilot/pkg/networking/util"
 	"istio.io/istio/pilot/pkg/util/protoconv"
 	"istio.io/istio/pilot/pkg/xds"
 	v3 "istio.io/istio/pilot/pkg/xds/v3"
 	"istio.io/istio/pkg/config/protocol"
-	"istio.io/istio/pkg/config/schema/kind"
+	dnsProto "istio.io/istio/pkg/dns/proto"
 	"istio.io/istio/pkg/util/sets"
 )
 
@@ -50,8 +53,13 @@ type Generator struct {
 	// endpoints, route configurations.
 	clusters, otherClusters, endpoints, routes *memo
 
-	logged sync.Map // messages already logged (generation runs per proxy per push)
+	logged onceSet // messages already logged (generation runs per proxy per push)
 }
+
+// loggedLimit bounds the remembered log messages (per generation of onceSet): enough for
+// every distinct problem of a large mesh, small enough that churn of proxies and
+// configs cannot grow it without bound.
+const loggedLimit = 4096
 
 // Register wraps the upstream LDS/RDS/CDS/EDS generators of ds for MOSN nodes
 // (Generators["mosn/<type>"]). Call it before the server starts.
@@ -92,37 +100,44 @@ func (f genFunc) Generate(p *model.Proxy, w *model.WatchedResource, r *model.Pus
 	return f(p, w, r)
 }
 
-// logOnce logs a configuration problem once per distinct message.
+// logOnce logs a configuration problem once per distinct message (as long as it is
+// among the most recent loggedLimit..2*loggedLimit distinct messages).
 func (g *Generator) logOnce(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
-	if _, loaded := g.logged.LoadOrStore(msg, true); !loaded {
+	if g.logged.first(msg) {
 		scope.Warn(msg)
 	}
 }
 
 // ----- LDS -----
 
-// generateListeners returns upstream's listeners for the node, less those on Dubbo
-// service ports and anything colliding with the Dubbo listeners, plus egress_dubbo and
-// (for providers) ingress_dubbo.
+// generateListeners returns upstream's listeners for the node, less anything colliding
+// with the Dubbo listeners, plus egress_dubbo and (for providers) ingress_dubbo.
+//
+// Upstream builds no outbound listener for a Dubbo service port of a MOSN node
+// (SkipOutboundListener, set by Register, decides by the port's protocol), so a port
+// number alone says nothing here: an HTTP or TCP service on a port some Dubbo service
+// also uses keeps its listener. Only listeners on the ports egress_dubbo and
+// ingress_dubbo bind are dropped.
 func (g *Generator) generateListeners(proxy *model.Proxy, w *model.WatchedResource, req *model.PushRequest) (model.Resources, model.XdsLogDetails, error) {
 	up, details, err := g.lds.Generate(proxy, w, req)
 	if err != nil || up == nil {
 		return up, details, err // nil: upstream decided this push changes no listener
 	}
-	k := g.opts.forProxy(proxy)
-	_, drop := dubboShape(proxy)
-	drop[int(k.outbound)] = true
+	k := g.knobs(proxy)
 	withInbound := g.wantsInbound(proxy, k)
-	if withInbound {
-		drop[int(k.inbound)] = true
+	collides := func(name string) bool {
+		if name == EgressListenerName || name == IngressListenerName {
+			return true
+		}
+		p := listenerPort(name)
+		return p == int(k.outbound) || (withInbound && p == int(k.inbound))
 	}
 	out := make(model.Resources, 0, len(up)+2)
 	for _, r := range up {
-		if r.Name == EgressListenerName || r.Name == IngressListenerName || drop[listenerPort(r.Name)] {
-			continue
+		if !collides(r.Name) {
+			out = append(out, r)
 		}
-		out = append(out, r)
 	}
 	out = append(out, resource(EgressListenerName, egressListener(k)))
 	if withInbound {
@@ -164,7 +179,7 @@ func resource(name string, m proto.Message) *discovery.Resource {
 // generateRoutes serves the Dubbo route configuration itself and passes every other
 // requested name to upstream (which would answer an empty configuration for ours).
 func (g *Generator) generateRoutes(proxy *model.Proxy, w *model.WatchedResource, req *model.PushRequest) (model.Resources, model.XdsLogDetails, error) {
-	k := g.opts.forProxy(proxy)
+	k := g.knobs(proxy)
 	ours := RouteName(k.outbound)
 	if w == nil || !w.ResourceNames.Contains(ours) {
 		up, details, err := g.rds.Generate(proxy, w, req)
@@ -187,7 +202,7 @@ func (g *Generator) generateRoutes(proxy *model.Proxy, w *model.WatchedResource,
 			return nil, details, err
 		}
 	}
-	if !dubboRoutesNeedPush(req) {
+	if !dubboRoutesNeedPush(proxy, req) {
 		return up, details, nil // nil when upstream has nothing either: skip the push
 	}
 	out := make(model.Resources, 0, len(up)+1)
@@ -218,20 +233,48 @@ func (g *Generator) adaptUpstreamRoutes(up model.Resources) (model.Resources, er
 	return out, nil
 }
 
-// dubboRoutesNeedPush: the Dubbo routes depend on services, VirtualServices and
-// Sidecars; endpoint changes (the common case, provider churn) never touch them.
-func dubboRoutesNeedPush(req *model.PushRequest) bool {
-	if req == nil || req.Forced {
-		return true // a push of everything, or a request from the proxy
-	}
-	for c := range req.ConfigsUpdated {
-		switch c.Kind {
-		case kind.VirtualService, kind.ServiceEntry, kind.Sidecar, kind.MeshConfig:
-			return true
-		}
-	}
-	return false
+// dubboRoutesNeedPush decides as upstream RDS does for its own route configurations:
+// every config kind pushes except those upstream knows never affect routes (endpoint
+// churn, security policy, telemetry...). An allow-list of the kinds our routes read
+// would leave dubbo-<port> stale on any kind it forgot (Gateway API routes, kinds added
+// by later Istio versions).
+//
+// Upstream's decision (rdsNeedsPush and its skip-list) is unexported; its exported
+// RdsGenerator applies it before asking its ConfigGenerator for routes, so a
+// ConfigGenerator that only reports being asked gives the decision itself, with no copy
+// of the list to drift from upstream's.
+func dubboRoutesNeedPush(proxy *model.Proxy, req *model.PushRequest) bool {
+	res, _, _ := xds.RdsGenerator{ConfigGenerator: rdsProbe{}}.Generate(proxy, &model.WatchedResource{}, req)
+	return res != nil
 }
+
+// rdsProbe is a ConfigGenerator whose BuildHTTPRoutes answers a non-nil, empty list and
+// builds nothing: RdsGenerator returns nil exactly when it decided not to push.
+type rdsProbe struct{}
+
+var _ istiocore.ConfigGenerator = rdsProbe{}
+
+func (rdsProbe) BuildHTTPRoutes(*model.Proxy, *model.PushRequest, []string) ([]*discovery.Resource, model.XdsLogDetails) {
+	return model.Resources{}, model.DefaultXdsLogDetails
+}
+
+func (rdsProbe) BuildListeners(*model.Proxy, *model.PushContext) []*listener.Listener { return nil }
+
+func (rdsProbe) BuildClusters(*model.Proxy, *model.PushRequest) ([]*discovery.Resource, model.XdsLogDetails) {
+	return nil, model.DefaultXdsLogDetails
+}
+
+func (rdsProbe) BuildDeltaClusters(*model.Proxy, *model.PushRequest, *model.WatchedResource) ([]*discovery.Resource, []string, model.XdsLogDetails, bool) {
+	return nil, nil, model.DefaultXdsLogDetails, false
+}
+
+func (rdsProbe) BuildNameTable(*model.Proxy, *model.PushContext) *dnsProto.NameTable { return nil }
+
+func (rdsProbe) BuildExtensionConfiguration(*model.Proxy, *model.PushContext, []string, map[string][]byte) []*core.TypedExtensionConfig {
+	return nil
+}
+
+func (rdsProbe) MeshConfigChanged(*meshconfig.MeshConfig) {}
 
 // ----- CDS -----
 
@@ -243,8 +286,8 @@ func (g *Generator) generateClusters(proxy *model.Proxy, w *model.WatchedResourc
 	if err != nil || up == nil {
 		return up, details, err
 	}
-	k := g.opts.forProxy(proxy)
-	dubboHosts, _ := dubboShape(proxy)
+	k := g.knobs(proxy)
+	dubboHosts := dubboHostnames(proxy)
 	inbound := ""
 	if g.wantsInbound(proxy, k) {
 		inbound = InboundClusterName(k.app)
@@ -329,7 +372,7 @@ func inboundCluster(name string, appPort uint32) *cluster.Cluster {
 			Endpoints: []*endpoint.LocalityLbEndpoints{{
 				LbEndpoints: []*endpoint.LbEndpoint{{
 					HostIdentifier: &endpoint.LbEndpoint_Endpoint{Endpoint: &endpoint.Endpoint{
-						Address: socketAddress("127.0.0.1", appPort),
+						Address: util.BuildAddress("127.0.0.1", appPort),
 					}},
 				}},
 			}},
@@ -417,11 +460,4 @@ func normalizeLoadAssignment(name string, cla *endpoint.ClusterLoadAssignment) *
 		}
 	}
 	return out
-}
-
-func socketAddress(ip string, port uint32) *core.Address {
-	return &core.Address{Address: &core.Address_SocketAddress{SocketAddress: &core.SocketAddress{
-		Address:       ip,
-		PortSpecifier: &core.SocketAddress_PortValue{PortValue: port},
-	}}}
 }

@@ -34,7 +34,7 @@ var droppedHTTPRules = monitoring.NewSum(
 
 // adaptHTTPRoutes rewrites upstream's HTTP route configurations (non-Dubbo services
 // seen by a MOSN sidecar, e.g. Kubernetes HTTP Services) into what MOSN reads
-// (mosn-xds.md §2.1): header matchers only as exact_match or safe_regex_match (MOSN
+// (docs/reference/mosn-xds-facts.md): header matchers only as exact_match or safe_regex_match (MOSN
 // reads upstream's string_match as "equals the empty string", so a rule on end-user
 // silently never matches), and path_separated_prefix as a path regex. A rule whose
 // conditions MOSN would ignore (inverted or absent-header matchers, query parameters)

@@ -23,7 +23,7 @@ import (
 
 	"istio.io/istio/pilot/pkg/util/protoconv"
 
-	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/mosn/conformance"
+	"github.com/dubbo-istiod/dubbo-istiod/pkg/mosn/conformance"
 )
 
 func stringMatch(sm *matcher.StringMatcher) *route.HeaderMatcher {

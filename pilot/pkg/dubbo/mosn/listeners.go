@@ -24,6 +24,7 @@ import (
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"istio.io/istio/pilot/pkg/networking/util"
 	"istio.io/istio/pilot/pkg/util/protoconv"
 	"istio.io/istio/pkg/wellknown"
 )
@@ -31,12 +32,12 @@ import (
 const connectTimeout = 10 * time.Second
 
 // boundListener is a listener MOSN binds itself: deprecated_v1.bind_to_port is the only
-// bind flag MOSN reads (mosn-xds.md §1.2), with exactly one filter chain holding an HTTP
+// bind flag MOSN reads (docs/reference/mosn-xds-facts.md), with exactly one filter chain holding an HTTP
 // connection manager, which MOSN turns into its Auto proxy (Dubbo detected by its magic).
 func boundListener(name, ip string, port uint32, dir core.TrafficDirection, m *hcm.HttpConnectionManager) *listener.Listener {
 	return &listener.Listener{
 		Name:             name,
-		Address:          socketAddress(ip, port),
+		Address:          util.BuildAddress(ip, port),
 		DeprecatedV1:     &listener.Listener_DeprecatedV1{BindToPort: wrapperspb.Bool(true)},
 		TrafficDirection: dir,
 		FilterChains: []*listener.FilterChain{{

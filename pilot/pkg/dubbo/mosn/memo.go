@@ -66,7 +66,7 @@ func (m *memo) get(in *anypb.Any, name string, compute func() (*anypb.Any, error
 		return e.out, nil
 	}
 	if e, ok := m.prev[k]; ok && bytes.Equal(e.in, in.GetValue()) {
-		m.cur[k] = e
+		m.put(k, e) // promoted: it counts against the cap like a new entry
 		m.mu.Unlock()
 		return e.out, nil
 	}
@@ -76,10 +76,44 @@ func (m *memo) get(in *anypb.Any, name string, compute func() (*anypb.Any, error
 		return nil, err
 	}
 	m.mu.Lock()
-	if len(m.cur) >= m.limit {
-		m.prev, m.cur = m.cur, map[memoKey]memoEntry{}
-	}
-	m.cur[k] = memoEntry{in: in.GetValue(), out: out}
+	m.put(k, memoEntry{in: in.GetValue(), out: out})
 	m.mu.Unlock()
 	return out, nil
+}
+
+// put adds an entry to the current generation, rotating first when it is full, so that
+// neither generation ever holds more than limit entries. Called with mu held.
+func (m *memo) put(k memoKey, e memoEntry) {
+	if len(m.cur) >= m.limit {
+		m.prev, m.cur = m.cur, make(map[memoKey]memoEntry, m.limit)
+	}
+	m.cur[k] = e
+}
+
+// onceSet remembers which messages were already logged, in two generations like memo:
+// a message seen recently is not logged again, and the set never holds more than
+// 2*limit messages however many distinct ones (proxy IDs, config names) come and go.
+// The zero value is ready to use, with limit loggedLimit.
+type onceSet struct {
+	mu        sync.Mutex
+	cur, prev map[string]struct{}
+	limit     int
+}
+
+// first reports whether msg is new (and remembers it).
+func (o *onceSet) first(msg string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.limit <= 0 {
+		o.limit = loggedLimit
+	}
+	if _, ok := o.cur[msg]; ok {
+		return false
+	}
+	_, seen := o.prev[msg]
+	if o.cur == nil || len(o.cur) >= o.limit {
+		o.prev, o.cur = o.cur, make(map[string]struct{}, min(o.limit, 64))
+	}
+	o.cur[msg] = struct{}{}
+	return !seen
 }

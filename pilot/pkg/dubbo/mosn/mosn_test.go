@@ -28,7 +28,9 @@ import (
 
 	networking "istio.io/api/networking/v1alpha3"
 
+	"istio.io/istio/pilot/pkg/networking/util"
 	"istio.io/istio/pilot/pkg/util/protoconv"
+	"istio.io/istio/pkg/wellknown"
 )
 
 func cla(groups ...[]uint32) *endpoint.ClusterLoadAssignment {
@@ -37,7 +39,7 @@ func cla(groups ...[]uint32) *endpoint.ClusterLoadAssignment {
 	for _, g := range groups {
 		l := &endpoint.LocalityLbEndpoints{}
 		for _, w := range g {
-			ep := &endpoint.LbEndpoint{HostIdentifier: &endpoint.LbEndpoint_Endpoint{Endpoint: &endpoint.Endpoint{Address: socketAddress("10.0.0.1", port)}}}
+			ep := &endpoint.LbEndpoint{HostIdentifier: &endpoint.LbEndpoint_Endpoint{Endpoint: &endpoint.Endpoint{Address: util.BuildAddress("10.0.0.1", port)}}}
 			if w > 0 {
 				ep.LoadBalancingWeight = wrapperspb.UInt32(w)
 			}
@@ -149,10 +151,10 @@ func TestMemo(t *testing.T) {
 }
 
 func TestClusterTLSForMOSN(t *testing.T) {
-	tlsSocket := &core.TransportSocket{Name: "envoy.transport_sockets.tls"}
+	tlsSocket := &core.TransportSocket{Name: wellknown.TransportSocketTLS}
 	autoMTLS := []*cluster.Cluster_TransportSocketMatch{
 		{Name: "tlsMode-istio", TransportSocket: tlsSocket},
-		{Name: "tlsMode-disabled", TransportSocket: &core.TransportSocket{Name: "envoy.transport_sockets.raw_buffer"}},
+		{Name: "tlsMode-disabled", TransportSocket: &core.TransportSocket{Name: wellknown.TransportSocketRawBuffer}},
 	}
 	cases := []struct {
 		name       string
@@ -187,5 +189,43 @@ func TestClusterTLSForMOSN(t *testing.T) {
 				t.Fatalf("transport_socket %v, want present=%v", c.TransportSocket, tc.wantSocket)
 			}
 		})
+	}
+}
+
+// TestMemoPromotionRespectsLimit: entries promoted from the previous generation count
+// against the cap like new ones (they used to be added past it).
+func TestMemoPromotionRespectsLimit(t *testing.T) {
+	m := newMemo(2)
+	compute := func() (*anypb.Any, error) { return &anypb.Any{}, nil }
+	get := func(s string) {
+		if _, err := m.get(&anypb.Any{Value: []byte(s)}, s, compute); err != nil {
+			t.Fatal(err)
+		}
+		if len(m.cur) > m.limit || len(m.prev) > m.limit {
+			t.Fatalf("after %s: generations of %d and %d entries, limit %d", s, len(m.cur), len(m.prev), m.limit)
+		}
+	}
+	for _, s := range []string{"a", "b", "c", "d", "e"} {
+		get(s) // cur {e}, prev {c d}
+	}
+	get("c") // promoted
+	get("d") // promoted into a full generation
+}
+
+// TestOnceSetBounded: the set of logged messages stays bounded however many distinct
+// messages come, and a recent message is still reported only once.
+func TestOnceSetBounded(t *testing.T) {
+	o := &onceSet{limit: 4}
+	if !o.first("a") || o.first("a") {
+		t.Fatal("a message was not reported exactly once")
+	}
+	for i := 0; i < 1000; i++ {
+		o.first(fmt.Sprint(i))
+		if n := len(o.cur) + len(o.prev); n > 2*o.limit {
+			t.Fatalf("%d messages remembered, limit 2*%d", n, o.limit)
+		}
+	}
+	if o.first("999") || o.first("998") {
+		t.Fatal("a recent message was reported again")
 	}
 }

@@ -19,7 +19,7 @@
 // by generators registered as Generators["mosn/<type>"], which wrap upstream's: they
 // keep every upstream resource the node gets, drop what would collide with the Dubbo
 // listeners, and add the Dubbo listeners, route configuration and inbound cluster. The
-// shapes follow shared/specs/mosn-xds.md §7.1 (verified against MOSN v1.6 with the
+// shapes follow docs/reference/mosn-xds-facts.md (verified against MOSN v1.6 with the
 // istio1106 xDS client). Every other node gets upstream's output, untouched.
 package mosn
 
@@ -45,7 +45,7 @@ const (
 	MetaInbound      = "DUBBO_INBOUND"       // "true"/"false": force the inbound listener on/off
 )
 
-// Names of the resources MOSN needs (mosn-xds.md §2.4: attachments and group are only
+// Names of the resources MOSN needs (docs/reference/mosn-xds-facts.md: attachments and group are only
 // decoded under these two listener names).
 const (
 	EgressListenerName  = "egress_dubbo"
@@ -92,7 +92,10 @@ func IsMOSN(p *model.Proxy) bool {
 	return p != nil && p.Metadata != nil && p.Metadata.Generator == GeneratorName
 }
 
-func (o Options) forProxy(p *model.Proxy) knobs {
+// knobs returns the proxy's effective settings. A bad value is logged once per proxy
+// and value (generation runs per proxy per push), not on every push.
+func (g *Generator) knobs(p *model.Proxy) knobs {
+	o := g.opts
 	k := knobs{outbound: o.OutboundPort, inbound: o.InboundPort, app: o.AppPort}
 	if p.Metadata == nil {
 		return k
@@ -105,7 +108,7 @@ func (o Options) forProxy(p *model.Proxy) knobs {
 		s := fmt.Sprint(v)
 		n, err := strconv.ParseUint(s, 10, 32)
 		if err != nil || n == 0 || n > 65535 {
-			scope.Warnf("proxy %s: node metadata %s=%q is not a port; using %d", p.ID, key, s, def)
+			g.logOnce("proxy %s: node metadata %s=%q is not a port; using %d", p.ID, key, s, def)
 			return def
 		}
 		return uint32(n)

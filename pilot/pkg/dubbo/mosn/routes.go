@@ -16,14 +16,13 @@ package mosn
 
 import (
 	"fmt"
-	"math"
 	"regexp"
+	"slices"
 	"sort"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	matcher "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
-	xdstype "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
@@ -36,7 +35,7 @@ import (
 	"istio.io/istio/pkg/config/labels"
 )
 
-// Dubbo request attributes MOSN exposes as headers (mosn-xds.md §2.4); every other
+// Dubbo request attributes MOSN exposes as headers (docs/reference/mosn-xds-facts.md); every other
 // header name in a VirtualService match is a Dubbo attachment.
 const (
 	headerService = "service"
@@ -192,7 +191,7 @@ func (g *Generator) translateMatch(proxy *model.Proxy, ds dubboService, m *netwo
 	if m.SourceNamespace != "" && m.SourceNamespace != proxy.ConfigNamespace {
 		return nil, false
 	}
-	if len(m.Gateways) > 0 && !contains(m.Gateways, constants.IstioMeshGateway) {
+	if len(m.Gateways) > 0 && !slices.Contains(m.Gateways, constants.IstioMeshGateway) {
 		return nil, false
 	}
 	if m.Port != 0 && int(m.Port) != ds.port.Port {
@@ -243,7 +242,7 @@ func (g *Generator) translateMatch(proxy *model.Proxy, ds dubboService, m *netwo
 }
 
 // headerMatcher uses only exact_match and safe_regex_match: MOSN reads every other
-// specifier as "equals the empty string" (mosn-xds.md §2.1).
+// specifier as "equals the empty string" (docs/reference/mosn-xds-facts.md).
 func headerMatcher(name string, sm *networking.StringMatch) (*route.HeaderMatcher, error) {
 	switch m := sm.GetMatchType().(type) {
 	case *networking.StringMatch_Exact:
@@ -258,15 +257,6 @@ func headerMatcher(name string, sm *networking.StringMatch) (*route.HeaderMatche
 	default:
 		return nil, fmt.Errorf("an empty (presence) match on %q cannot be expressed for MOSN", name)
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // routeAction maps destinations, timeout, retries and mirror. ok=false when the route
@@ -317,24 +307,25 @@ func (g *Generator) routeAction(proxy *model.Proxy, ds dubboService, hr *network
 			a.RetryPolicy.PerTryTimeout = durationpb.New(r.PerTryTimeout.AsDuration())
 		}
 	}
-	mirror, pct := hr.Mirror, hr.MirrorPercentage
-	if mirror == nil && len(hr.Mirrors) > 0 {
-		mirror, pct = hr.Mirrors[0].Destination, hr.Mirrors[0].Percentage
+	// The fraction is upstream's (MirrorPercent, MirrorPercentByPolicy): a percentage
+	// goes out per MILLION, so 0.1% stays 0.1% in the xDS, and an explicit 0% means no
+	// mirror. (MOSN's own converter divides per-million numerators by 10,000 into whole
+	// percents, so MOSN itself mirrors floor(percent)%.)
+	var mirror *networking.Destination
+	var fraction *core.RuntimeFractionalPercent
+	switch {
+	case hr.Mirror != nil:
+		mirror, fraction = hr.Mirror, istioroute.MirrorPercent(hr)
+	case len(hr.Mirrors) > 0:
+		mirror, fraction = hr.Mirrors[0].Destination, istioroute.MirrorPercentByPolicy(hr.Mirrors[0])
 		if len(hr.Mirrors) > 1 {
 			g.logOnce("%s: MOSN mirrors to one cluster; only the first of %d mirrors is used", ref, len(hr.Mirrors))
 		}
 	}
-	if mirror != nil {
-		percent := 100.0
-		if pct != nil {
-			percent = pct.Value
-		}
+	if mirror != nil && fraction != nil {
 		a.RequestMirrorPolicies = []*route.RouteAction_RequestMirrorPolicy{{
-			Cluster: g.clusterFor(proxy, ds, mirror),
-			RuntimeFraction: &core.RuntimeFractionalPercent{DefaultValue: &xdstype.FractionalPercent{
-				Numerator:   uint32(math.Round(percent)),
-				Denominator: xdstype.FractionalPercent_HUNDRED,
-			}},
+			Cluster:         g.clusterFor(proxy, ds, mirror),
+			RuntimeFraction: fraction,
 		}}
 	}
 	return &route.Route_Route{Route: a}, true

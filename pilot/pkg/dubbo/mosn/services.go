@@ -71,22 +71,22 @@ func (g *Generator) dubboServices(proxy *model.Proxy) []dubboService {
 	return out
 }
 
-// dubboShape is what LDS and CDS need per push: the hostnames and ports of the Dubbo
-// services the proxy can see, without resolving interfaces or sorting.
-func dubboShape(proxy *model.Proxy) (hosts map[host.Name]bool, ports map[int]bool) {
-	hosts, ports = map[host.Name]bool{}, map[int]bool{}
+// dubboHostnames is what CDS needs per push: the hostnames of the Dubbo services the
+// proxy can see, without resolving interfaces or sorting.
+func dubboHostnames(proxy *model.Proxy) map[host.Name]bool {
+	hosts := map[host.Name]bool{}
 	if proxy.SidecarScope == nil {
-		return hosts, ports
+		return hosts
 	}
 	for _, svc := range proxy.SidecarScope.Services() {
 		for _, p := range svc.Ports {
 			if p.Protocol == protocol.Dubbo {
 				hosts[svc.Hostname] = true
-				ports[p.Port] = true
+				break
 			}
 		}
 	}
-	return hosts, ports
+	return hosts
 }
 
 // servesDubbo reports whether the proxy runs beside a Dubbo provider.

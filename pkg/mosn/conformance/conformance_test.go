@@ -28,6 +28,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"istio.io/istio/pkg/wellknown"
 )
 
 func mustAny(m proto.Message) *anypb.Any {
@@ -45,7 +47,7 @@ func addr(port uint32) *core.Address {
 }
 
 func hcmFilter(rds string) *listener.Filter {
-	return &listener.Filter{Name: hcmName, ConfigType: &listener.Filter_TypedConfig{TypedConfig: mustAny(&hcm.HttpConnectionManager{
+	return &listener.Filter{Name: wellknown.HTTPConnectionManager, ConfigType: &listener.Filter_TypedConfig{TypedConfig: mustAny(&hcm.HttpConnectionManager{
 		StatPrefix: "x", RouteSpecifier: &hcm.HttpConnectionManager_Rds{Rds: &hcm.Rds{RouteConfigName: rds}},
 	})}}
 }
@@ -137,7 +139,7 @@ func TestViolations(t *testing.T) {
 		}, "must not parse as a port"},
 		{"TLS match toward plaintext endpoints", func(s *Snapshot) {
 			s.Clusters[0].TransportSocketMatches = []*cluster.Cluster_TransportSocketMatch{{Name: "tlsMode-istio",
-				TransportSocket: &core.TransportSocket{Name: "envoy.transport_sockets.tls"}}}
+				TransportSocket: &core.TransportSocket{Name: wellknown.TransportSocketTLS}}}
 		}, "TLS transport_socket_match"},
 		{"endpoint without address", func(s *Snapshot) {
 			s.Endpoints[0].Endpoints[0].LbEndpoints[0].HostIdentifier = &endpoint.LbEndpoint_Endpoint{Endpoint: &endpoint.Endpoint{}}

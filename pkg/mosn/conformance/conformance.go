@@ -13,7 +13,7 @@
 // limitations under the License.
 
 // Package conformance checks xDS resources sent to a MOSN sidecar against what MOSN
-// (v1.x, istio1106 xDS client) accepts, as shared/specs/mosn-xds.md records it: anything
+// (v1.x, istio1106 xDS client) accepts, as docs/reference/mosn-xds-facts.md records it: anything
 // MOSN rejects, silently ignores or mishandles is a violation.
 package conformance
 
@@ -29,6 +29,8 @@ import (
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcp "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+
+	"istio.io/istio/pkg/wellknown"
 )
 
 // Snapshot is what a MOSN node received.
@@ -40,12 +42,8 @@ type Snapshot struct {
 }
 
 const (
-	hcmName        = "envoy.filters.network.http_connection_manager"
-	tcpName        = "envoy.filters.network.tcp_proxy"
 	hcmType        = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 	tcpType        = "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
-	originalDst    = "envoy.filters.listener.original_dst"
-	tlsSocket      = "envoy.transport_sockets.tls"
 	minW, maxW     = 1, 128
 	istioTLSMode   = "tlsMode"
 	istioTLSModeOn = "istio"
@@ -76,7 +74,7 @@ func Check(s Snapshot) []string {
 		}
 		origDst := l.GetUseOriginalDst().GetValue()
 		for _, lf := range l.ListenerFilters {
-			if lf.Name == originalDst {
+			if lf.Name == wellknown.OriginalDestination {
 				origDst = true
 			}
 		}
@@ -90,7 +88,7 @@ func Check(s Snapshot) []string {
 			usable := false
 			for _, f := range fc.Filters {
 				switch f.Name {
-				case hcmName:
+				case wellknown.HTTPConnectionManager:
 					if f.GetTypedConfig().GetTypeUrl() != hcmType {
 						add("listener %s chain %d: HCM without typed_config %s is dropped", l.Name, i, hcmType)
 						continue
@@ -111,7 +109,7 @@ func Check(s Snapshot) []string {
 						}
 						v = append(v, checkRoute(rc, isDubbo)...)
 					}
-				case tcpName:
+				case wellknown.TCPProxy:
 					if f.GetTypedConfig().GetTypeUrl() != tcpType {
 						add("listener %s chain %d: tcp_proxy without typed_config %s is dropped", l.Name, i, tcpType)
 						continue
@@ -168,7 +166,7 @@ func Check(s Snapshot) []string {
 	}
 	for _, c := range s.Clusters {
 		for _, m := range c.TransportSocketMatches {
-			if m.GetTransportSocket().GetName() == tlsSocket && plaintext[c.Name] {
+			if m.GetTransportSocket().GetName() == wellknown.TransportSocketTLS && plaintext[c.Name] {
 				add("cluster %s: TLS transport_socket_match toward plaintext endpoints (MOSN applies the first TLS match to every endpoint)", c.Name)
 				break
 			}

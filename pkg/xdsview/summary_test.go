@@ -1,0 +1,47 @@
+// Copyright dubbo-istiod authors.
+//
+// Licensed under the Apache License, Version 2.0 (the "License");
+// you may not use this file except in compliance with the License.
+// You may obtain a copy of the License at
+//
+//     http://www.apache.org/licenses/LICENSE-2.0
+//
+// Unless required by applicable law or agreed to in writing, software
+// distributed under the License is distributed on an "AS IS" BASIS,
+// WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+// See the License for the specific language governing permissions and
+// limitations under the License.
+
+package xdsview
+
+import (
+	"strings"
+	"testing"
+
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	xdstype "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+)
+
+// TestRuleMirrorPercent: the mirror share is rendered as a percentage whatever the
+// denominator (istiod sends MILLION: 25% is 250000).
+func TestRuleMirrorPercent(t *testing.T) {
+	for _, tc := range []struct {
+		fp   *xdstype.FractionalPercent
+		want string
+	}{
+		{&xdstype.FractionalPercent{Numerator: 250000, Denominator: xdstype.FractionalPercent_MILLION}, "mirror 25% to m"},
+		{&xdstype.FractionalPercent{Numerator: 1000, Denominator: xdstype.FractionalPercent_MILLION}, "mirror 0.1% to m"},
+		{&xdstype.FractionalPercent{Numerator: 100, Denominator: xdstype.FractionalPercent_HUNDRED}, "mirror 100% to m"},
+	} {
+		r := &route.Route{Action: &route.Route_Route{Route: &route.RouteAction{
+			ClusterSpecifier: &route.RouteAction_Cluster{Cluster: "c"},
+			RequestMirrorPolicies: []*route.RouteAction_RequestMirrorPolicy{{
+				Cluster: "m", RuntimeFraction: &core.RuntimeFractionalPercent{DefaultValue: tc.fp},
+			}},
+		}}}
+		if got := Rule(r); !strings.Contains(got, tc.want) {
+			t.Errorf("%v: %q, want it to contain %q", tc.fp, got, tc.want)
+		}
+	}
+}
