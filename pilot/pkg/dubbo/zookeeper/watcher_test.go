@@ -507,21 +507,9 @@ func TestUnreadableProvidersBackOffAndRecover(t *testing.T) {
 	if nils != 1 {
 		t.Fatalf("%d ListError(nil) calls, want exactly 1: %v", nils, errs)
 	}
-
-	// It breaks again: the backoff starts over at 1s.
-	before := len(recorded())
-	app.Protect(t, lockedDir)
-	// A change fires the watch (set while the node was readable): the re-list fails.
-	app.Register(t, locked, zkt.ProviderURL("10.0.2.2", 20880, locked, nil))
-	eventually(t, func() error {
-		if got := recorded(); len(got) <= before {
-			return fmt.Errorf("no retry after the ACL broke again")
-		}
-		return nil
-	})
-	if got := recorded()[before]; got != time.Second {
-		t.Fatalf("first backoff after a success %v, want 1s (reset)", got)
-	}
+	// (The reset of the backoff after a success is TestBackoffResetsAfterSuccess: a
+	// node that becomes unreadable again cannot be observed by its watcher, since
+	// ZooKeeper does not send watch events to a client that may not read the node.)
 }
 
 // The watcher remembers the bad root children it warned about only while they exist.
