@@ -124,7 +124,9 @@ func (s *Server) start(t testing.TB) {
 	go func() { _ = s.cmd.Wait(); logf.Close(); close(s.done) }()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		if s.ruok() {
+		// ruok answers while the server still loads its data; srvr only once it serves
+		// clients (a client connecting earlier may hang in its handshake).
+		if s.ruok() && strings.Contains(s.fourLetter("srvr"), "Mode:") {
 			return
 		}
 		select {
@@ -183,6 +185,19 @@ func (s *Server) RestartEmpty(t testing.TB) {
 		t.Fatal(err)
 	}
 	s.start(t)
+}
+
+func (s *Server) fourLetter(cmd string) string {
+	c, err := net.DialTimeout("tcp", s.Addr, time.Second)
+	if err != nil {
+		return ""
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	_, _ = fmt.Fprint(c, cmd)
+	var b bytes.Buffer
+	_, _ = b.ReadFrom(c)
+	return b.String()
 }
 
 // Stat returns the output of the "srvr" four-letter word (version, connections, nodes...).
