@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+	"istio.io/istio/pkg/test/util/retry"
 
 	"github.com/dubbo-istiod/dubbo-istiod/pkg/dubbowire"
 )
@@ -38,9 +39,17 @@ var (
 	NodePath      = dubbowire.NodePath
 )
 
+// sessionWait bounds how long a write waits for the client's session (a restarted
+// server or a healed partition on a loaded 2-core machine can take a while).
+const sessionWait = 60 * time.Second
+
 // Client is a ZooKeeper session, as one Dubbo application holds it.
 type Client struct {
 	Conn *zk.Conn
+
+	// auth is the digest credential ("user:password") of this client, for
+	// CreateProtected.
+	auth string
 
 	mu         sync.Mutex
 	registered map[string]bool // full node paths of ephemeral registrations
@@ -52,42 +61,70 @@ type Client struct {
 // Dubbo, it re-registers its ephemeral providers when it gets a new session.
 func Connect(t testing.TB, addr string, sessionTimeout time.Duration) *Client {
 	t.Helper()
-	conn, events, err := zk.Connect([]string{addr}, sessionTimeout, zk.WithLogger(log.New(io.Discard, "", 0)))
+	// Session changes are read from the connection's own state whenever its callback
+	// signals one: go-zookeeper drops events when its event channel is full, and a
+	// dropped StateHasSession would skip a re-registration.
+	changed := make(chan struct{}, 1)
+	conn, events, err := zk.Connect([]string{addr}, sessionTimeout, zk.WithLogger(log.New(io.Discard, "", 0)),
+		zk.WithEventCallback(func(ev zk.Event) {
+			if ev.Type == zk.EventSession {
+				select {
+				case changed <- struct{}{}:
+				default:
+				}
+			}
+		}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &Client{Conn: conn, registered: map[string]bool{}}
-	connected := make(chan struct{})
-	var once sync.Once
+	c := &Client{Conn: conn, registered: map[string]bool{}, auth: fmt.Sprintf("client-%p:secret", conn)}
 	go func() {
-		for ev := range events {
-			if ev.Type != zk.EventSession || ev.State != zk.StateHasSession {
-				continue
-			}
-			once.Do(func() { close(connected) })
-			id := conn.SessionID()
-			c.mu.Lock()
-			renew := c.sessionID != 0 && id != c.sessionID && !c.closed
-			c.sessionID = id
-			paths := make([]string, 0, len(c.registered))
-			for p := range c.registered {
-				paths = append(paths, p)
-			}
-			c.mu.Unlock()
-			if renew { // NEW_SESSION_CREATED: Dubbo re-registers what it exported
-				for _, p := range paths {
-					_ = c.create(p, zk.FlagEphemeral)
+		for {
+			select {
+			case _, ok := <-events:
+				if !ok {
+					return // closed: the client's goroutines have ended
 				}
+			case <-changed:
+				c.onSession()
 			}
 		}
 	}()
-	select {
-	case <-connected:
-	case <-time.After(60 * time.Second): // a loaded 2-core machine can be slow here
-		t.Fatalf("no ZooKeeper session on %s within 60s", addr)
-	}
 	t.Cleanup(c.Close)
+	c.waitSession(t)
 	return c
+}
+
+func (c *Client) onSession() {
+	id := c.Conn.SessionID()
+	if c.Conn.State() != zk.StateHasSession || id == 0 {
+		return
+	}
+	c.mu.Lock()
+	renew := c.sessionID != 0 && id != c.sessionID && !c.closed
+	c.sessionID = id
+	paths := make([]string, 0, len(c.registered))
+	for p := range c.registered {
+		paths = append(paths, p)
+	}
+	c.mu.Unlock()
+	if renew { // NEW_SESSION_CREATED: Dubbo re-registers what it exported
+		for _, p := range paths {
+			_ = c.create(p, zk.FlagEphemeral)
+		}
+	}
+}
+
+// waitSession waits until the client has a session, so that a write right after a
+// server restart or a healed partition does not fail with "could not connect".
+func (c *Client) waitSession(t testing.TB) {
+	t.Helper()
+	retry.UntilSuccessOrFail(t, func() error {
+		if s := c.Conn.State(); s != zk.StateHasSession {
+			return fmt.Errorf("no ZooKeeper session on %s (state %v)", c.Conn.Server(), s)
+		}
+		return nil
+	}, retry.Timeout(sessionWait), retry.Delay(20*time.Millisecond))
 }
 
 // Close ends the session: its ephemeral nodes vanish, as when a provider stops.
@@ -127,6 +164,7 @@ func (c *Client) create(path string, flags int32) error {
 // persistent) and returns the node path.
 func (c *Client) Register(t testing.TB, iface, rawURL string) string {
 	t.Helper()
+	c.waitSession(t)
 	p := NodePath("/dubbo", iface, "providers", rawURL)
 	flags := int32(zk.FlagEphemeral)
 	if strings.Contains(rawURL, "dynamic=false") {
@@ -146,6 +184,7 @@ func (c *Client) Register(t testing.TB, iface, rawURL string) string {
 // CreateRaw creates an arbitrary persistent node (junk, consumers, ...).
 func (c *Client) CreateRaw(t testing.TB, path string) {
 	t.Helper()
+	c.waitSession(t)
 	if err := c.create(path, 0); err != nil {
 		t.Fatalf("create %s: %v", path, err)
 	}
@@ -154,6 +193,7 @@ func (c *Client) CreateRaw(t testing.TB, path string) {
 // Unregister deletes a node, as Dubbo's unexport does.
 func (c *Client) Unregister(t testing.TB, path string) {
 	t.Helper()
+	c.waitSession(t)
 	c.mu.Lock()
 	delete(c.registered, path)
 	c.mu.Unlock()
@@ -162,10 +202,51 @@ func (c *Client) Unregister(t testing.TB, path string) {
 	}
 }
 
+// CreateProtected creates a persistent node (and its missing parents, world-readable)
+// that only this client may read: other clients get "not authenticated" when they list
+// it, as with a providers node whose ACL leaves out istiod.
+func (c *Client) CreateProtected(t testing.TB, path string) {
+	t.Helper()
+	c.waitSession(t)
+	if err := c.ensure(path[:strings.LastIndexByte(path, '/')]); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Conn.AddAuth("digest", []byte(c.auth)); err != nil {
+		t.Fatalf("authenticate: %v", err)
+	}
+	user, pass, _ := strings.Cut(c.auth, ":")
+	if _, err := c.Conn.Create(path, nil, 0, zk.DigestACL(zk.PermAll, user, pass)); err != nil {
+		t.Fatalf("create %s: %v", path, err)
+	}
+}
+
+// Protect makes an existing node readable by this client only again.
+func (c *Client) Protect(t testing.TB, path string) {
+	t.Helper()
+	c.waitSession(t)
+	if err := c.Conn.AddAuth("digest", []byte(c.auth)); err != nil {
+		t.Fatalf("authenticate: %v", err)
+	}
+	user, pass, _ := strings.Cut(c.auth, ":")
+	if _, err := c.Conn.SetACL(path, zk.DigestACL(zk.PermAll, user, pass), -1); err != nil {
+		t.Fatalf("set ACL of %s: %v", path, err)
+	}
+}
+
+// SetWorldACL opens a node to every client (fixing what CreateProtected did).
+func (c *Client) SetWorldACL(t testing.TB, path string) {
+	t.Helper()
+	c.waitSession(t)
+	if _, err := c.Conn.SetACL(path, zk.WorldACL(zk.PermAll), -1); err != nil {
+		t.Fatalf("set ACL of %s: %v", path, err)
+	}
+}
+
 // Tree lists every node path under root (depth first, sorted per level), with its data
 // length, e.g. "/dubbo/com.x.S/providers/dubbo%3A%2F%2F... (0 bytes)".
 func (c *Client) Tree(t testing.TB, root string) []string {
 	t.Helper()
+	c.waitSession(t)
 	var out []string
 	var walk func(p string)
 	walk = func(p string) {

@@ -30,9 +30,11 @@ type Proxy struct {
 	target string
 	l      net.Listener
 
-	mu    sync.Mutex
-	cut   bool
-	conns map[net.Conn]bool
+	mu      sync.Mutex
+	cut     bool
+	refused int
+	conns   map[net.Conn]bool
+	ups     map[net.Conn]bool // the proxy's connections to the target
 }
 
 // StartProxy proxies to target until the test ends.
@@ -42,7 +44,7 @@ func StartProxy(t testing.TB, target string) *Proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Proxy{Addr: l.Addr().String(), target: target, l: l, conns: map[net.Conn]bool{}}
+	p := &Proxy{Addr: l.Addr().String(), target: target, l: l, conns: map[net.Conn]bool{}, ups: map[net.Conn]bool{}}
 	go p.serve()
 	t.Cleanup(func() { l.Close(); p.Cut() })
 	return p
@@ -56,6 +58,7 @@ func (p *Proxy) serve() {
 		}
 		p.mu.Lock()
 		if p.cut {
+			p.refused++
 			p.mu.Unlock()
 			c.Close()
 			continue
@@ -67,6 +70,7 @@ func (p *Proxy) serve() {
 			continue
 		}
 		p.conns[c], p.conns[up] = true, true
+		p.ups[up] = true
 		p.mu.Unlock()
 		go p.pipe(c, up)
 		go p.pipe(up, c)
@@ -80,6 +84,8 @@ func (p *Proxy) pipe(dst, src net.Conn) {
 	p.mu.Lock()
 	delete(p.conns, dst)
 	delete(p.conns, src)
+	delete(p.ups, dst)
+	delete(p.ups, src)
 	p.mu.Unlock()
 }
 
@@ -91,6 +97,7 @@ func (p *Proxy) Cut() {
 	for c := range p.conns {
 		c.Close()
 		delete(p.conns, c)
+		delete(p.ups, c)
 	}
 }
 
@@ -99,4 +106,24 @@ func (p *Proxy) Heal() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.cut = false
+}
+
+// Refused counts the connections refused while cut (each is one failed reconnect
+// attempt of a client: go-zookeeper emits three session events for it).
+func (p *Proxy) Refused() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.refused
+}
+
+// Upstreams returns the local addresses of the proxy's open connections to the target,
+// as the server sees its clients (see Server.Sessions).
+func (p *Proxy) Upstreams() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]string, 0, len(p.ups))
+	for c := range p.ups {
+		out = append(out, c.LocalAddr().String())
+	}
+	return out
 }

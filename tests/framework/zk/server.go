@@ -124,7 +124,9 @@ func (s *Server) start(t testing.TB) {
 	go func() { _ = s.cmd.Wait(); logf.Close(); close(s.done) }()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		if s.ruok() {
+		// ruok answers while the server still loads its data; srvr only once it serves
+		// clients (a client connecting earlier may hang in its handshake).
+		if s.ruok() && strings.Contains(s.fourLetter("srvr"), "Mode:") {
 			return
 		}
 		select {
@@ -185,6 +187,19 @@ func (s *Server) RestartEmpty(t testing.TB) {
 	s.start(t)
 }
 
+func (s *Server) fourLetter(cmd string) string {
+	c, err := net.DialTimeout("tcp", s.Addr, time.Second)
+	if err != nil {
+		return ""
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	_, _ = fmt.Fprint(c, cmd)
+	var b bytes.Buffer
+	_, _ = b.ReadFrom(c)
+	return b.String()
+}
+
 // Stat returns the output of the "srvr" four-letter word (version, connections, nodes...).
 func (s *Server) Stat() string {
 	c, err := net.DialTimeout("tcp", s.Addr, time.Second)
@@ -208,4 +223,30 @@ func (s *Server) Mntr(key string) float64 {
 	}
 	v, _ := strconv.ParseFloat(m[1], 64)
 	return v
+}
+
+var consLine = regexp.MustCompile(`/([0-9.]+:[0-9]+)\[[0-9]+\]\(([^)]*)\)`)
+
+// Sessions maps each client connection ("ip:port" as the server sees it) to the
+// session it has established ("0x..."), from the "cons" four-letter word; connections
+// without a session yet are left out.
+func (s *Server) Sessions() map[string]string {
+	out := map[string]string{}
+	c, err := net.DialTimeout("tcp", s.Addr, time.Second)
+	if err != nil {
+		return out
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	_, _ = fmt.Fprint(c, "cons")
+	var b bytes.Buffer
+	_, _ = b.ReadFrom(c)
+	for _, m := range consLine.FindAllStringSubmatch(b.String(), -1) {
+		for _, kv := range strings.Split(m[2], ",") {
+			if sid, ok := strings.CutPrefix(kv, "sid="); ok && sid != "0x0" {
+				out[m[1]] = sid
+			}
+		}
+	}
+	return out
 }

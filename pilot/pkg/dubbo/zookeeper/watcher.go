@@ -21,6 +21,11 @@
 // lost session invalidates them, and each loop re-lists once the client has a session
 // again. While the client is disconnected nothing is reported, so the last known
 // providers stay served.
+//
+// Session state is read from the client itself (Conn.State/SessionID) whenever its event
+// callback says it changed, never from its event channel: go-zookeeper drops events when
+// that 6-slot channel is full, and a dropped StateHasSession would leave every loop
+// waiting for a session forever.
 package zookeeper
 
 import (
@@ -45,6 +50,9 @@ type Sink interface {
 	RemoveInterface(registry, iface string, observed time.Time)
 	SourceConnected(registry string, connected, newSession bool)
 	SourceSynced(registry string)
+	// ListError reports a failed list of an interface's providers (iface "" = the registry root);
+	// called on every failed attempt, and once with err == nil when the path lists again.
+	ListError(registry, iface string, err error)
 }
 
 // reserved children of the root that are not interfaces (Dubbo 2.7+/3 config center,
@@ -53,8 +61,17 @@ var reserved = map[string]bool{"config": true, "mapping": true, "metadata": true
 
 const (
 	providersDir = "providers"
-	retryBackoff = time.Second
 	maxBuffer    = 128 << 20
+
+	// reconnectRetry paces retries of a list that failed because the client lost its
+	// connection (the session state catches up meanwhile).
+	reconnectRetry = time.Second
+	// A list that fails with a session is retried with exponential backoff (a
+	// persistent error, e.g. a providers node whose ACL denies us, must not cost a
+	// request per second forever), and warned about at most once per warnEvery.
+	minBackoff = time.Second
+	maxBackoff = 30 * time.Second
+	warnEvery  = time.Minute
 )
 
 // Watcher is one ZooKeeper registry.
@@ -64,19 +81,31 @@ type Watcher struct {
 
 	conn *zk.Conn
 
+	// retrySleep waits d before a failed list is retried (false: stopping); tests
+	// observe and shorten it.
+	retrySleep func(p string, d time.Duration, stop <-chan struct{}) bool
+
+	// loops counts the watch loops and their helpers, so that Run returns only once
+	// they have all ended.
+	loops sync.WaitGroup
+
 	// deliverMu orders what reaches the sink: a retired interface loop can never
 	// report after its interface was removed.
 	deliverMu sync.Mutex
 
-	mu          sync.Mutex
-	ready       chan struct{} // closed while the client has a session
-	connected   bool
-	sessionID   int64
+	mu sync.Mutex
+	// The session as reported to the sink. Only the session goroutine (Run) changes
+	// these, after the sink heard of the change.
+	ready     chan struct{} // closed while the client has a session
+	changed   chan struct{} // closed (and replaced) whenever the reported session state changes
+	connected bool
+	sessionID int64
+
 	watching    map[string]chan struct{} // interface -> stop of its loop
 	pending     map[string]bool          // interfaces whose first list is still due
 	rootListed  bool
 	syncedSent  bool
-	badChildren map[string]bool
+	badChildren map[string]bool // root children already warned about; only those still listed
 }
 
 // NewWatcher creates a watcher; Run connects.
@@ -84,7 +113,9 @@ func NewWatcher(cfg Config, sink Sink) *Watcher {
 	return &Watcher{
 		cfg:         cfg,
 		sink:        sink,
+		retrySleep:  func(_ string, d time.Duration, stop <-chan struct{}) bool { return sleep(d, stop) },
 		ready:       make(chan struct{}),
+		changed:     make(chan struct{}),
 		watching:    map[string]chan struct{}{},
 		pending:     map[string]bool{},
 		badChildren: map[string]bool{},
@@ -97,11 +128,24 @@ func (l zkLogger) Printf(format string, args ...any) {
 	scope.Debugf("zookeeper %s: %s", l.name, fmt.Sprintf(format, args...))
 }
 
-// Run connects and watches until stop closes. It never returns early: an unreachable
+// Run connects and watches until stop closes, and returns once every goroutine it
+// started (and the client's) has ended. It never returns early: an unreachable
 // ZooKeeper is retried forever (the client reconnects on its own).
 func (w *Watcher) Run(stop <-chan struct{}) {
+	// The client calls the callback synchronously for every event; it must not block.
+	// A one-slot signal cannot lose the last change: the session goroutine below reads
+	// the client's current state after every signal.
+	stateChanged := make(chan struct{}, 1)
+	onEvent := func(ev zk.Event) {
+		if ev.Type == zk.EventSession {
+			select {
+			case stateChanged <- struct{}{}:
+			default:
+			}
+		}
+	}
 	conn, events, err := zk.Connect(w.cfg.Servers, w.cfg.SessionTimeout,
-		zk.WithLogger(zkLogger{w.cfg.Name}), zk.WithMaxBufferSize(maxBuffer))
+		zk.WithLogger(zkLogger{w.cfg.Name}), zk.WithMaxBufferSize(maxBuffer), zk.WithEventCallback(onEvent))
 	if err != nil {
 		// Only on malformed server lists, which ParseAddress already rejects.
 		scope.Errorf("registry %s: cannot create ZooKeeper client: %v", w.cfg.Name, err)
@@ -109,69 +153,91 @@ func (w *Watcher) Run(stop <-chan struct{}) {
 	}
 	w.conn = conn
 	scope.Infof("registry %s: watching %s on ZooKeeper %v", w.cfg.Name, w.cfg.Root, w.cfg.Servers)
-	go w.watchRoot(stop)
+	w.loops.Add(1)
+	go func() {
+		defer w.loops.Done()
+		w.watchRoot(stop)
+	}()
 	for {
 		select {
 		case <-stop:
 			conn.Close()
 			w.stopAll()
+			w.loops.Wait()
+			// The channel is not read otherwise (it may drop events); the client closes it
+			// once its goroutines have ended.
+			for range events {
+			}
 			return
-		case ev, ok := <-events:
-			if !ok {
-				return
-			}
-			if ev.Type == zk.EventSession {
-				w.onSession(ev.State)
-			}
+		case <-stateChanged:
+			w.onSession(conn.State(), conn.SessionID())
 		}
 	}
 }
 
-func (w *Watcher) onSession(state zk.State) {
+// onSession applies the client's current session state. Only Run calls it.
+func (w *Watcher) onSession(state zk.State, id int64) {
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	switch state {
-	case zk.StateHasSession:
-		id := w.conn.SessionID()
-		newSession := w.sessionID != 0 && id != w.sessionID
-		first := w.sessionID == 0
-		w.sessionID = id
-		if !w.connected {
-			w.connected = true
-			close(w.ready)
-			switch {
-			case first:
-				scope.Infof("registry %s: connected (session 0x%x)", w.cfg.Name, id)
-			case newSession:
-				scope.Warnf("registry %s: reconnected with a NEW session 0x%x: re-listing every interface", w.cfg.Name, id)
-			default:
-				scope.Infof("registry %s: reconnected (session 0x%x kept)", w.cfg.Name, id)
-			}
-			w.sink.SourceConnected(w.cfg.Name, true, newSession)
+	connected, prevID := w.connected, w.sessionID
+	w.mu.Unlock()
+	has := state == zk.StateHasSession
+	if has && id == 0 {
+		return // expired right after the state was read: another signal is pending
+	}
+	switch {
+	case has && (!connected || id != prevID):
+		first := prevID == 0
+		newSession := !first && id != prevID
+		switch {
+		case first:
+			scope.Infof("registry %s: connected (session 0x%x)", w.cfg.Name, id)
+		case newSession:
+			scope.Warnf("registry %s: reconnected with a NEW session 0x%x (was 0x%x): re-listing every interface", w.cfg.Name, id, prevID)
+		default:
+			scope.Infof("registry %s: reconnected (session 0x%x kept)", w.cfg.Name, id)
 		}
-	case zk.StateDisconnected, zk.StateConnecting, zk.StateExpired:
+		// The sink hears of a new session before any loop may deliver a list read on it
+		// (loops check the session they listed on against the reported one): the registry
+		// holds removals from the first re-list on.
+		w.sink.SourceConnected(w.cfg.Name, true, newSession)
+		w.mu.Lock()
+		w.connected, w.sessionID = true, id
+		if !connected {
+			close(w.ready)
+		}
+		close(w.changed)
+		w.changed = make(chan struct{})
+		w.mu.Unlock()
+	case !has && connected:
 		if state == zk.StateExpired {
 			scope.Warnf("registry %s: session expired; providers stay served until the new session re-lists them", w.cfg.Name)
 		}
-		if w.connected {
-			w.connected = false
-			w.ready = make(chan struct{})
-			scope.Warnf("registry %s: disconnected from ZooKeeper (%v); serving the last known providers", w.cfg.Name, state)
-			w.sink.SourceConnected(w.cfg.Name, false, false)
-		}
+		scope.Warnf("registry %s: disconnected from ZooKeeper (%v); serving the last known providers", w.cfg.Name, state)
+		w.sink.SourceConnected(w.cfg.Name, false, false)
+		w.mu.Lock()
+		w.connected = false
+		w.ready = make(chan struct{})
+		close(w.changed)
+		w.changed = make(chan struct{})
+		w.mu.Unlock()
 	}
 }
 
-// waitSession blocks until the client has a session; false when stopping.
-func (w *Watcher) waitSession(stop <-chan struct{}) bool {
-	w.mu.Lock()
-	ready := w.ready
-	w.mu.Unlock()
-	select {
-	case <-ready:
-		return true
-	case <-stop:
-		return false
+// waitSession blocks until the client has a session; it returns the session id as
+// reported to the sink and a channel closed at the next reported change; ok is false
+// when stopping.
+func (w *Watcher) waitSession(stop <-chan struct{}) (id int64, changed <-chan struct{}, ok bool) {
+	for {
+		w.mu.Lock()
+		ready, changed, id := w.ready, w.changed, w.sessionID
+		w.mu.Unlock()
+		select {
+		case <-ready:
+			return id, changed, true
+		case <-stop:
+			return 0, nil, false
+		case <-changed:
+		}
 	}
 }
 
@@ -186,30 +252,106 @@ func sleep(d time.Duration, stop <-chan struct{}) bool {
 	}
 }
 
+// connectionError is true for errors that only say the client has no working
+// connection right now; the session state tells the rest.
+func connectionError(err error) bool {
+	return errors.Is(err, zk.ErrConnectionClosed) || errors.Is(err, zk.ErrNoServer) ||
+		errors.Is(err, zk.ErrSessionExpired) || errors.Is(err, zk.ErrClosing) ||
+		errors.Is(err, zk.ErrSessionMoved)
+}
+
+// listFailures is the retry state of one watched path (it lives as long as its loop).
+type listFailures struct {
+	iface    string // "" for the root
+	failures int    // consecutive failed attempts
+	backoff  time.Duration
+	lastWarn time.Time
+}
+
+// failed reports a failed attempt and returns how long to wait before the next one.
+func (w *Watcher) failed(f *listFailures, p string, err error) time.Duration {
+	f.failures++
+	if f.backoff == 0 {
+		f.backoff = minBackoff
+	} else if f.backoff *= 2; f.backoff > maxBackoff {
+		f.backoff = maxBackoff
+	}
+	if now := time.Now(); now.Sub(f.lastWarn) >= warnEvery {
+		f.lastWarn = now
+		scope.Warnf("registry %s: cannot list %s: %v (attempt %d; retrying with backoff up to %v)",
+			w.cfg.Name, p, err, f.failures, maxBackoff)
+	} else {
+		scope.Debugf("registry %s: list %s: %v (attempt %d, next in %v)", w.cfg.Name, p, err, f.failures, f.backoff)
+	}
+	w.sink.ListError(w.cfg.Name, f.iface, err)
+	return f.backoff
+}
+
+// listed reports that a path lists again after failures.
+func (w *Watcher) listed(f *listFailures, p string) {
+	if f.failures == 0 {
+		return
+	}
+	scope.Infof("registry %s: %s lists again after %d failed attempts", w.cfg.Name, p, f.failures)
+	*f = listFailures{iface: f.iface}
+	w.sink.ListError(w.cfg.Name, f.iface, nil)
+}
+
 // list reads the children of p and returns a watch; missing nodes are watched for
 // creation (exists=false). It retries until it succeeds or stop closes.
-func (w *Watcher) list(p string, stop <-chan struct{}) (children []string, exists bool, watch <-chan zk.Event, ok bool) {
+func (w *Watcher) list(p string, f *listFailures, stop <-chan struct{}) (children []string, exists bool, watch <-chan zk.Event, ok bool) {
 	for {
-		if !w.waitSession(stop) {
+		id, changed, ok := w.waitSession(stop)
+		if !ok {
 			return nil, false, nil, false
 		}
+		children, exists, watch, err := w.read(p)
+		if err == nil && w.conn.SessionID() != id {
+			// Read on a session the sink has not heard of yet (or just lost): wait until the
+			// session goroutine caught up, then read again.
+			err = zk.ErrSessionExpired
+		}
+		switch {
+		case err == nil:
+			w.listed(f, p)
+			return children, exists, watch, true
+		case connectionError(err):
+			scope.Debugf("registry %s: list %s: %v (waiting for the session)", w.cfg.Name, p, err)
+			t := time.NewTimer(reconnectRetry)
+			select {
+			case <-changed:
+			case <-t.C:
+			case <-stop:
+				t.Stop()
+				return nil, false, nil, false
+			}
+			t.Stop()
+		default:
+			if !w.retrySleep(p, w.failed(f, p, err), stop) {
+				return nil, false, nil, false
+			}
+		}
+	}
+}
+
+// read lists p once with a watch; a missing node is watched for its creation.
+func (w *Watcher) read(p string) ([]string, bool, <-chan zk.Event, error) {
+	for {
 		children, _, ch, err := w.conn.ChildrenW(p)
 		if err == nil {
-			return children, true, ch, true
+			return children, true, ch, nil
 		}
-		if errors.Is(err, zk.ErrNoNode) {
-			found, _, ch, err := w.conn.ExistsW(p)
-			if err == nil && !found {
-				return nil, false, ch, true
-			}
-			if err == nil {
-				continue // created in between: list it
-			}
+		if !errors.Is(err, zk.ErrNoNode) {
+			return nil, false, nil, err
 		}
-		scope.Debugf("registry %s: list %s: %v (retrying)", w.cfg.Name, p, err)
-		if !sleep(retryBackoff, stop) {
-			return nil, false, nil, false
+		found, _, ch, err := w.conn.ExistsW(p)
+		if err != nil {
+			return nil, false, nil, err
 		}
+		if !found {
+			return nil, false, ch, nil
+		}
+		// created in between: list it
 	}
 }
 
@@ -226,8 +368,9 @@ func waitWatch(ch <-chan zk.Event, stop <-chan struct{}) (time.Time, bool) {
 }
 
 func (w *Watcher) watchRoot(stop <-chan struct{}) {
+	f := &listFailures{}
 	for {
-		children, _, watch, ok := w.list(w.cfg.Root, stop)
+		children, _, watch, ok := w.list(w.cfg.Root, f, stop)
 		if !ok {
 			return
 		}
@@ -242,16 +385,18 @@ func (w *Watcher) watchRoot(stop <-chan struct{}) {
 func (w *Watcher) setInterfaces(children []string, stop <-chan struct{}) {
 	now := time.Now()
 	current := map[string]string{} // interface -> child name as stored
+	bad := map[string]bool{}       // the root's bad children now; warned about once while listed
 	for _, child := range children {
 		iface, err := url.QueryUnescape(child)
 		if err != nil || reserved[iface] || !provider.ValidInterface(iface) {
-			w.mu.Lock()
-			bad := !reserved[iface] && !w.badChildren[child]
-			if bad {
-				w.badChildren[child] = true
+			if reserved[iface] {
+				continue
 			}
+			bad[child] = true
+			w.mu.Lock()
+			known := w.badChildren[child]
 			w.mu.Unlock()
-			if bad {
+			if !known {
 				if len(child) > 200 {
 					child = child[:200] + "..."
 				}
@@ -262,6 +407,8 @@ func (w *Watcher) setInterfaces(children []string, stop <-chan struct{}) {
 		current[iface] = child
 	}
 	w.mu.Lock()
+	// Forget the bad children that are gone, so that memory follows the tree.
+	w.badChildren = bad
 	var started []string
 	for iface, child := range current {
 		if _, ok := w.watching[iface]; ok {
@@ -273,7 +420,11 @@ func (w *Watcher) setInterfaces(children []string, stop <-chan struct{}) {
 			w.pending[iface] = true
 		}
 		started = append(started, iface)
-		go w.watchInterface(iface, path.Join(w.cfg.Root, child, providersDir), ifStop, stop)
+		w.loops.Add(1)
+		go func() {
+			defer w.loops.Done()
+			w.watchInterface(iface, path.Join(w.cfg.Root, child, providersDir), ifStop, stop)
+		}()
 	}
 	var removed []string
 	for iface, ifStop := range w.watching {
@@ -300,17 +451,24 @@ func (w *Watcher) setInterfaces(children []string, stop <-chan struct{}) {
 }
 
 func (w *Watcher) watchInterface(iface, p string, ifStop chan struct{}, stop <-chan struct{}) {
-	both := make(chan struct{})
+	// both closes when the interface is retired or the watcher stops; its helper ends
+	// with this loop (done), whichever comes first.
+	both, done := make(chan struct{}), make(chan struct{})
+	defer close(done)
+	w.loops.Add(1)
 	go func() {
+		defer w.loops.Done()
+		defer close(both)
 		select {
 		case <-ifStop:
 		case <-stop:
+		case <-done:
 		}
-		close(both)
 	}()
+	f := &listFailures{iface: iface}
 	observed := time.Now()
 	for {
-		children, exists, watch, ok := w.list(p, both)
+		children, exists, watch, ok := w.list(p, f, both)
 		if !ok {
 			return
 		}
@@ -360,11 +518,4 @@ func (w *Watcher) stopAll() {
 		close(ifStop)
 		delete(w.watching, iface)
 	}
-}
-
-// Connected reports whether the watcher holds a session.
-func (w *Watcher) Connected() bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.connected
 }

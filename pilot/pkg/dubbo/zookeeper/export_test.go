@@ -1,0 +1,29 @@
+// Copyright dubbo-istiod authors.
+//
+// Licensed under the Apache License, Version 2.0 (the "License");
+// you may not use this file except in compliance with the License.
+// You may obtain a copy of the License at
+//
+//     http://www.apache.org/licenses/LICENSE-2.0
+//
+// Unless required by applicable law or agreed to in writing, software
+// distributed under the License is distributed on an "AS IS" BASIS,
+// WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+// See the License for the specific language governing permissions and
+// limitations under the License.
+
+package zookeeper
+
+import "time"
+
+// SetRetrySleep replaces how a watcher waits before it retries a failed list (before Run).
+func SetRetrySleep(w *Watcher, f func(p string, d time.Duration, stop <-chan struct{}) bool) {
+	w.retrySleep = f
+}
+
+// BadChildren is how many bad root children a watcher remembers.
+func BadChildren(w *Watcher) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.badChildren)
+}
