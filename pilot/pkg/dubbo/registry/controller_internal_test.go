@@ -18,7 +18,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net/url"
 	"sync"
 	"testing"
 	"time"
@@ -30,13 +29,7 @@ import (
 
 // In-package tests of the controller's bookkeeping, with the clock and timers injected.
 
-func providerNode(ip string, port int, iface string, params ...string) string {
-	raw := fmt.Sprintf("dubbo://%s:%d/%s?interface=%s&side=provider", ip, port, iface, iface)
-	for _, p := range params {
-		raw += "&" + p
-	}
-	return url.QueryEscape(raw)
-}
+var providerNode = registrytest.ProviderNode
 
 // fakeTimers records afterFunc calls; the test fires them when it chooses.
 type fakeTimers struct {

@@ -16,7 +16,6 @@ package registry_test
 
 import (
 	"fmt"
-	"net/url"
 	"sort"
 	"strings"
 	"testing"
@@ -32,13 +31,7 @@ import (
 // (the ZooKeeper integration tests in pilot/pkg/dubbo/zookeeper drive it from a real
 // server); istiod is the recording XDSUpdater.
 
-func node(ip string, port int, iface string, params ...string) string {
-	raw := fmt.Sprintf("dubbo://%s:%d/%s?interface=%s&side=provider", ip, port, iface, iface)
-	for _, p := range params {
-		raw += "&" + p
-	}
-	return url.QueryEscape(raw)
-}
+var node = registrytest.ProviderNode
 
 func synced(t *testing.T, opts registry.Options, sources ...string) (*registry.Controller, *registrytest.Recorder) {
 	t.Helper()

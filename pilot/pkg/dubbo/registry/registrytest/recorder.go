@@ -17,6 +17,7 @@ package registrytest
 
 import (
 	"fmt"
+	"net/url"
 	"sort"
 	"strings"
 	"sync"
@@ -132,4 +133,14 @@ func (r *Recorder) WantAddrs(h string, want ...string) func() error {
 		}
 		return nil
 	}
+}
+
+// ProviderNode is a provider node name as Dubbo writes it under
+// /dubbo/<iface>/providers: the URL-encoded provider URL, with extra "k=v" params.
+func ProviderNode(ip string, port int, iface string, params ...string) string {
+	raw := fmt.Sprintf("dubbo://%s:%d/%s?interface=%s&side=provider", ip, port, iface, iface)
+	for _, p := range params {
+		raw += "&" + p
+	}
+	return url.QueryEscape(raw)
 }
