@@ -29,7 +29,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/testing/protocmp"
 
-	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/mosn/conformance"
+	"github.com/dubbo-istiod/dubbo-istiod/pkg/mosn/conformance"
 	"github.com/dubbo-istiod/dubbo-istiod/pkg/adsclient"
 	"github.com/dubbo-istiod/dubbo-istiod/pkg/xdsview"
 	"github.com/dubbo-istiod/dubbo-istiod/tests/framework/pilot"
