@@ -32,51 +32,13 @@ import (
 	"github.com/dubbo-istiod/dubbo-istiod/pkg/adsclient"
 	"github.com/dubbo-istiod/dubbo-istiod/pkg/mosn/conformance"
 	"github.com/dubbo-istiod/dubbo-istiod/pkg/xdsview"
+	"github.com/dubbo-istiod/dubbo-istiod/tests/framework/fixtures"
 	"github.com/dubbo-istiod/dubbo-istiod/tests/framework/pilot"
 	"github.com/dubbo-istiod/dubbo-istiod/tests/framework/zk"
 )
 
-// The MOSN issue's "done when" rules: attachment env=gray to v2, sayHello split 80/20
-// between v1 and v2 with a 3s timeout and 2 retries, everything else to all providers.
-const grayAndSplit = `apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: demo
-  namespace: dubbo
-spec:
-  hosts:
-  - com.example.demoservice
-  http:
-  - name: gray
-    match:
-    - headers:
-        env:
-          exact: gray
-    route:
-    - destination:
-        host: com.example.demoservice
-        subset: v2
-  - name: say-hello-split
-    match:
-    - method:
-        exact: sayHello
-    route:
-    - destination:
-        host: com.example.demoservice
-        subset: v1
-      weight: 80
-    - destination:
-        host: com.example.demoservice
-        subset: v2
-      weight: 20
-    timeout: 3s
-    retries:
-      attempts: 2
-  - name: everything-else
-    route:
-    - destination:
-        host: com.example.demoservice
-`
+// grayAndSplit: env=gray to v2, sayHello 80/20 v1/v2 (3s timeout, 2 retries), the rest to all.
+var grayAndSplit = fixtures.GrayAndSplit(80, 20)
 
 type dubboEnv struct {
 	zk     *zk.Server

@@ -29,57 +29,13 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/testing/protocmp"
 
-	"github.com/dubbo-istiod/dubbo-istiod/pkg/mosn/conformance"
 	"github.com/dubbo-istiod/dubbo-istiod/pkg/adsclient"
+	"github.com/dubbo-istiod/dubbo-istiod/pkg/mosn/conformance"
 	"github.com/dubbo-istiod/dubbo-istiod/pkg/xdsview"
+	"github.com/dubbo-istiod/dubbo-istiod/tests/framework/fixtures"
 	"github.com/dubbo-istiod/dubbo-istiod/tests/framework/pilot"
 	"github.com/dubbo-istiod/dubbo-istiod/tests/framework/zk"
 )
-
-// mcpRoutes is what an adapter sends for a registry service: attachment env=gray to v2,
-// sayHello split between v1 and v2 with a 3s timeout and 2 retries, the rest to every
-// provider.
-func mcpRoutes(v1, v2 int) string {
-	return fmt.Sprintf(`apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: demo
-  namespace: dubbo
-spec:
-  hosts:
-  - com.example.demoservice
-  http:
-  - name: gray
-    match:
-    - headers:
-        env:
-          exact: gray
-    route:
-    - destination:
-        host: com.example.demoservice
-        subset: v2
-  - name: say-hello-split
-    match:
-    - method:
-        exact: sayHello
-    route:
-    - destination:
-        host: com.example.demoservice
-        subset: v1
-      weight: %d
-    - destination:
-        host: com.example.demoservice
-        subset: v2
-      weight: %d
-    timeout: 3s
-    retries:
-      attempts: 2
-  - name: everything-else
-    route:
-    - destination:
-        host: com.example.demoservice
-`, v1, v2)
-}
 
 // mcpServiceEntry is an ordinary (non-Dubbo) service the adapter's MCP server carries
 // beside the rules for registry services: one HTTP and one TCP port.
@@ -138,7 +94,7 @@ func TestMCPOverXDSConfigSource(t *testing.T) {
 		t.Fatal(err)
 	}
 	write("source/dr.yaml", demoSubsets)
-	write("source/vs.yaml", mcpRoutes(80, 20))
+	write("source/vs.yaml", fixtures.GrayAndSplit(80, 20))
 	write("source/se.yaml", mcpServiceEntry)
 	const baseMesh = "ingressControllerMode: \"OFF\"\n"
 
@@ -218,7 +174,7 @@ func TestMCPOverXDSConfigSource(t *testing.T) {
 	// config source and a push carry it to RDS. Written aside and renamed: the watcher
 	// never sees a half-written file (a transient deletion of the VirtualService).
 	changed := time.Now()
-	write("source/.vs.yaml.tmp", mcpRoutes(30, 70))
+	write("source/.vs.yaml.tmp", fixtures.GrayAndSplit(30, 70))
 	if err := os.Rename(filepath.Join(srcDir, ".vs.yaml.tmp"), filepath.Join(srcDir, "vs.yaml")); err != nil {
 		t.Fatal(err)
 	}
