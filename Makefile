@@ -46,7 +46,7 @@ TEST_FLAGS ?=
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: image all prepare build upstream-bin kube-bins tools test test-unit test-upstream test-e2e test-kube patches-check demo demo-deps bench clean
+.PHONY: image all prepare build upstream-bin kube-bins tools test test-unit test-upstream test-e2e test-kube patches-check demo demo-deps deps bench clean
 
 all: build
 
@@ -96,7 +96,7 @@ test-kube: build tools kube-bins upstream-bin
 	PILOT_DISCOVERY_BIN=$(CURDIR)/$(BIN) UPSTREAM_PILOT_DISCOVERY_BIN=$(CURDIR)/$(UPSTREAM_BIN) \
 	DUBBO_KUBE_BIN=$(CURDIR)/$(KUBE_BIN) $(GO) test $(TEST_FLAGS) -count=1 ./tests/kube/...
 
-test: patches-check test-unit test-e2e test-kube test-upstream
+test: deps patches-check test-unit test-e2e test-kube test-upstream
 
 tools: prepare
 	$(GO) build -o out/bin/dubbo-provider ./tools/dubbo-provider
@@ -104,10 +104,14 @@ tools: prepare
 	$(GO) build -trimpath -tags=$(BUILD_TAGS) -o out/bin/istioctl istio.io/istio/istioctl/cmd/istioctl
 
 # The live demo: installs ZooKeeper (Debian) if missing, then runs tools/demo.sh.
-demo: build tools demo-deps
+demo: build tools deps
 	tools/demo.sh
 
-demo-deps:
+# System packages the demo and the tests use, installed from Debian's packages when
+# missing: a real ZooKeeper (the tests and the demo start their own servers from it), curl
+# and python3 (the demo script).
+demo-deps: deps
+deps:
 	@if [ ! -f "$${ZOOKEEPER_JAR:-/usr/share/java/zookeeper.jar}" ]; then \
 	  echo "installing ZooKeeper from Debian's packages"; \
 	  $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends zookeeper; \
