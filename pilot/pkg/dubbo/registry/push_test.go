@@ -47,8 +47,9 @@ import (
 
 // TestPacedPushesInterleavedWithFullPushes is the stress test of the EDS pacer against
 // istiod's own push path (patch 0006): a real ZooKeeper with a provider change every
-// 10 ms (each one a ZooKeeper round trip: ~40/s measured under -race), the registry paced into upstream's DiscoveryServer (the fake one of
-// pilot/test/xds: the real push path, in process), and VirtualService changes causing
+// 10 ms (each one a ZooKeeper round trip: ~40/s measured under -race), the registry
+// paced into upstream's DiscoveryServer (the fake one of pilot/test/xds: the real push
+// path, in process), and VirtualService changes causing
 // full pushes at the same time. The global push context must never lose a config it
 // already had (a paced push that started before a full push must not install older
 // state), and at the end an ADS client's endpoints equal ZooKeeper's providers.
