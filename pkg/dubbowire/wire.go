@@ -19,6 +19,8 @@ package dubbowire
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -38,9 +40,9 @@ const (
 
 // Call is one decoded request.
 type Call struct {
-	DubboVersion, Service, Version, Method string
-	Args                                   []any
-	Attachments                            map[string]string
+	DubboVersion, Service, Version, Group, Method string
+	Args                                          []any
+	Attachments                                   map[string]string
 }
 
 // Handler answers a call with a value or an error.
@@ -108,6 +110,14 @@ func readFrame(r *bufio.Reader) (*hessian.HessianCodec, *hessian.DubboHeader, er
 	n := int(binary.BigEndian.Uint32(head[12:16]))
 	if n < 0 || n > maxBody {
 		return nil, nil, fmt.Errorf("Dubbo body of %d bytes", n)
+	}
+	if headerLen+n > r.Size() {
+		// A frame larger than the buffer: read it whole, so the codec sees all of it.
+		frame := make([]byte, headerLen+n)
+		if _, err := io.ReadFull(r, frame); err != nil {
+			return nil, nil, err
+		}
+		r = bufio.NewReaderSize(bytes.NewReader(frame), len(frame))
 	}
 	if _, err := r.Peek(headerLen + n); err != nil {
 		return nil, nil, err
@@ -177,37 +187,60 @@ var requestID atomic.Int64
 
 // Invoke makes one call to addr and returns the string result.
 func Invoke(addr string, c Call, timeout time.Duration) (string, error) {
-	conn, err := net.DialTimeout("tcp", addr, timeout)
-	if err != nil {
+	var s string
+	if err := invoke(context.Background(), addr, c, timeout, &s); err != nil {
 		return "", err
 	}
+	return s, nil
+}
+
+// InvokeValue makes one call to addr and returns the result as Hessian2 decodes it
+// (registered POJOs as their Go types, strings, maps, ...). ctx cancels it.
+func InvokeValue(ctx context.Context, addr string, c Call, timeout time.Duration) (any, error) {
+	var v any
+	if err := invoke(ctx, addr, c, timeout, &v); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+func invoke(ctx context.Context, addr string, c Call, timeout time.Duration, result any) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
 	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(timeout))
+	deadline, _ := ctx.Deadline()
+	_ = conn.SetDeadline(deadline)
+	// Cancellation closes the connection, which ends a blocked read or write.
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
 	codec := hessian.NewHessianCodec(nil)
 	out, err := codec.Write(hessian.Service{
-		Path: c.Service, Interface: c.Service, Version: c.Version, Method: c.Method, Timeout: timeout,
+		Path: c.Service, Interface: c.Service, Group: c.Group, Version: c.Version, Method: c.Method, Timeout: timeout,
 	}, hessian.DubboHeader{SerialID: hessian2ID, Type: hessian.PackageRequest_TwoWay, ID: requestID.Add(1)},
 		hessian.NewRequest(c.Args, c.Attachments))
 	if err != nil {
-		return "", err
+		return err
 	}
 	if _, err := conn.Write(out); err != nil {
-		return "", err
+		return err
 	}
-	rc, h, err := readFrame(bufio.NewReaderSize(conn, maxBody+headerLen))
+	rc, h, err := readFrame(bufio.NewReaderSize(conn, 64<<10))
 	if err != nil {
 		if err == io.EOF {
-			return "", fmt.Errorf("connection closed by %s", addr)
+			return fmt.Errorf("connection closed by %s", addr)
 		}
-		return "", err
+		return err
 	}
-	var s string
-	resp := &hessian.Response{RspObj: &s}
+	resp := &hessian.Response{RspObj: result}
 	if err := rc.ReadBody(resp); err != nil {
-		return "", err
+		return err
 	}
 	if h.ResponseStatus != hessian.Response_OK || resp.Exception != nil {
-		return "", fmt.Errorf("Dubbo error (status %d): %v", h.ResponseStatus, resp.Exception)
+		return fmt.Errorf("Dubbo error (status %d): %v", h.ResponseStatus, resp.Exception)
 	}
-	return s, nil
+	return nil
 }

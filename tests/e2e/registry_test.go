@@ -171,8 +171,10 @@ func TestZooKeeperProvidersServedOverXDS(t *testing.T) {
 	if err := json.Unmarshal(p.Debug(t, "/debug/dubboz"), &view); err != nil {
 		t.Fatal(err)
 	}
-	if len(view.Registries) != 1 || view.Registries[0].Name != "zk-e2e" || !view.Registries[0].Connected {
-		t.Fatalf("dubboz registries %+v", view.Registries)
+	// One registry read at both levels (the default): two sources.
+	if len(view.Registries) != 2 || view.Registries[0].Name != "zk-e2e" || view.Registries[1].Name != "zk-e2e/app" ||
+		!view.Registries[0].Connected || !view.Registries[1].Connected {
+		t.Fatalf("dubboz registries %+v, want zk-e2e and zk-e2e/app, connected", view.Registries)
 	}
 	if len(view.Interfaces) != 1 || view.Interfaces[0].Interface != demoIface || len(view.Interfaces[0].Instances) != 2 {
 		t.Fatalf("dubboz interfaces %+v", view.Interfaces)

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"maps"
 	"path"
 	"sort"
 	"strings"
@@ -52,7 +53,7 @@ type Client struct {
 	auth string
 
 	mu         sync.Mutex
-	registered map[string]bool // full node paths of ephemeral registrations
+	registered map[string][]byte // full node paths of ephemeral registrations -> their data
 	sessionID  int64
 	closed     bool
 }
@@ -77,7 +78,7 @@ func Connect(t testing.TB, addr string, sessionTimeout time.Duration) *Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &Client{Conn: conn, registered: map[string]bool{}, auth: fmt.Sprintf("client-%p:secret", conn)}
+	c := &Client{Conn: conn, registered: map[string][]byte{}, auth: fmt.Sprintf("client-%p:secret", conn)}
 	go func() {
 		for {
 			select {
@@ -103,14 +104,11 @@ func (c *Client) onSession() {
 	c.mu.Lock()
 	renew := c.sessionID != 0 && id != c.sessionID && !c.closed
 	c.sessionID = id
-	paths := make([]string, 0, len(c.registered))
-	for p := range c.registered {
-		paths = append(paths, p)
-	}
+	nodes := maps.Clone(c.registered)
 	c.mu.Unlock()
 	if renew { // NEW_SESSION_CREATED: Dubbo re-registers what it exported
-		for _, p := range paths {
-			_ = c.create(p, zk.FlagEphemeral)
+		for p, data := range nodes {
+			_ = c.createData(p, data, zk.FlagEphemeral)
 		}
 	}
 }
@@ -149,11 +147,15 @@ func (c *Client) ensure(path string) error {
 }
 
 func (c *Client) create(path string, flags int32) error {
+	return c.createData(path, nil, flags)
+}
+
+func (c *Client) createData(path string, data []byte, flags int32) error {
 	dir := path[:strings.LastIndexByte(path, '/')]
 	if err := c.ensure(dir); err != nil {
 		return err
 	}
-	_, err := c.Conn.Create(path, nil, flags, zk.WorldACL(zk.PermAll))
+	_, err := c.Conn.Create(path, data, flags, zk.WorldACL(zk.PermAll))
 	if errors.Is(err, zk.ErrNodeExists) {
 		return nil
 	}
@@ -175,10 +177,37 @@ func (c *Client) Register(t testing.TB, iface, rawURL string) string {
 	}
 	if flags == zk.FlagEphemeral {
 		c.mu.Lock()
-		c.registered[p] = true
+		c.registered[p] = nil
 		c.mu.Unlock()
 	}
 	return p
+}
+
+// Put creates a node with data (and its missing parents), or sets the data of an
+// existing one: Dubbo 3's instance nodes (ephemeral, registered by this client) and
+// metadata/mapping nodes (persistent).
+func (c *Client) Put(t testing.TB, path string, data []byte, ephemeral bool) {
+	t.Helper()
+	c.waitSession(t)
+	if err := c.ensure(path[:strings.LastIndexByte(path, '/')]); err != nil {
+		t.Fatal(err)
+	}
+	flags := int32(0)
+	if ephemeral {
+		flags = zk.FlagEphemeral
+	}
+	_, err := c.Conn.Create(path, data, flags, zk.WorldACL(zk.PermAll))
+	if errors.Is(err, zk.ErrNodeExists) {
+		_, err = c.Conn.Set(path, data, -1)
+	}
+	if err != nil {
+		t.Fatalf("put %s: %v", path, err)
+	}
+	if ephemeral {
+		c.mu.Lock()
+		c.registered[path] = data
+		c.mu.Unlock()
+	}
 }
 
 // CreateRaw creates an arbitrary persistent node (junk, consumers, ...).

@@ -31,6 +31,7 @@ import (
 	"istio.io/istio/pkg/env"
 	"istio.io/istio/pkg/version"
 
+	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/appdiscovery"
 	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/dubbolog"
 	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/mosn"
 	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/registry"
@@ -69,6 +70,14 @@ var (
 	enableMOSNEnv = env.Register("PILOT_ENABLE_DUBBO_MOSN", true,
 		"Serve Dubbo listeners, routes and clusters to MOSN sidecars (node metadata GENERATOR=mosn). "+
 			"When false, MOSN sidecars get upstream's output like every other proxy.").Get()
+	levelsEnv = env.Register("PILOT_DUBBO_DISCOVERY_LEVELS", "all",
+		"Registration levels read from Dubbo registries: interface, application or all. Same as --dubboDiscoveryLevels.").Get()
+	triplePortEnv = env.Register("PILOT_DUBBO_TRIPLE_PORT", 50051,
+		"Service port (grpc-tri) of Dubbo services with Triple providers. Same as --dubboTriplePort.").Get()
+	metadataTimeoutEnv = env.Register("PILOT_DUBBO_METADATA_TIMEOUT", 5*time.Second,
+		"Timeout of one metadata fetch of a Dubbo 3 application revision. Same as --dubboMetadataTimeout.").Get()
+	metadataConcurrencyEnv = env.Register("PILOT_DUBBO_METADATA_CONCURRENCY", 8,
+		"Metadata fetches in flight per registry. Same as --dubboMetadataConcurrency.").Get()
 	appPortEnv = env.Register("PILOT_DUBBO_APP_PORT", 20880,
 		"Default port of the provider app behind ingress_dubbo (node metadata DUBBO_APP_PORT overrides). Same as --dubboAppPort.").Get()
 )
@@ -84,7 +93,12 @@ type Flags struct {
 	SyncTimeout     time.Duration
 	ReconnectGrace  time.Duration
 	EDSPushInterval time.Duration
-	MOSN            mosn.Options
+	// Levels: interface, application or all (a registry's registry-type= overrides it).
+	Levels              string
+	TriplePort          uint32
+	MetadataTimeout     time.Duration
+	MetadataConcurrency int
+	MOSN                mosn.Options
 }
 
 var flags = &Flags{}
@@ -116,6 +130,15 @@ func addFlags(c *cobra.Command) {
 		"How long provider removals are held after a registry returns with a new session, while providers re-register [env PILOT_DUBBO_RECONNECT_GRACE]")
 	f.DurationVar(&flags.EDSPushInterval, "dubboEDSPushInterval", edsPushIntervalEnv,
 		"Dubbo provider changes are pushed (endpoints only) at most this often, instead of waiting for istiod's push debounce; 0 uses the debounce [env PILOT_DUBBO_EDS_PUSH_INTERVAL]")
+	f.StringVar(&flags.Levels, "dubboDiscoveryLevels", levelsEnv,
+		"Registration levels read from Dubbo registries: interface (Dubbo 2 style /dubbo/<interface>/providers), application "+
+			"(Dubbo 3 application-level discovery) or all; a registry address's registry-type= overrides it [env PILOT_DUBBO_DISCOVERY_LEVELS]")
+	f.Uint32Var(&flags.TriplePort, "dubboTriplePort", uint32(triplePortEnv),
+		"Service port (named grpc-tri, protocol GRPC) of Dubbo services with Triple providers; endpoints keep their own ports [env PILOT_DUBBO_TRIPLE_PORT]")
+	f.DurationVar(&flags.MetadataTimeout, "dubboMetadataTimeout", metadataTimeoutEnv,
+		"Timeout of one metadata fetch of a Dubbo 3 application revision (MetadataService call or metadata report read) [env PILOT_DUBBO_METADATA_TIMEOUT]")
+	f.IntVar(&flags.MetadataConcurrency, "dubboMetadataConcurrency", metadataConcurrencyEnv,
+		"Metadata fetches of Dubbo 3 application revisions in flight per registry [env PILOT_DUBBO_METADATA_CONCURRENCY]")
 	f.Uint32Var(&flags.MOSN.OutboundPort, "dubboOutboundPort", uint32(outboundPortEnv),
 		"MOSN sidecars: port of the egress_dubbo listener on 127.0.0.1 that consumer apps call (node metadata DUBBO_OUTBOUND_PORT overrides) [env PILOT_DUBBO_OUTBOUND_PORT]")
 	f.Uint32Var(&flags.MOSN.InboundPort, "dubboInboundPort", uint32(inboundPortEnv),
@@ -160,11 +183,20 @@ func start(s *bootstrap.Server, args *bootstrap.PilotArgs, stop <-chan struct{})
 	return nil
 }
 
-// NewRegistry builds the Dubbo registry controller and one watcher per registry address.
-func NewRegistry(f Flags, clusterID cluster.ID, xds model.XDSUpdater) (*registry.Controller, []*zookeeper.Watcher, error) {
+// Runner is a registry watcher or resolver istiod runs until stop.
+type Runner interface{ Run(stop <-chan struct{}) }
+
+// NewRegistry builds the Dubbo registry controller and what reads each registry address:
+// its ZooKeeper watcher and, at the application level, the metadata resolution.
+func NewRegistry(f Flags, clusterID cluster.ID, xds model.XDSUpdater) (*registry.Controller, []Runner, error) {
+	defLevels, err := zookeeper.ParseLevels(f.Levels)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--dubboDiscoveryLevels: %v", err)
+	}
 	ctl, err := registry.NewController(registry.Options{
 		Namespace:       f.Namespace,
 		ServicePort:     f.ServicePort,
+		TriplePort:      f.TriplePort,
 		HostSuffix:      f.HostSuffix,
 		ExtraLabelKeys:  f.LabelKeys,
 		EmptyProtection: f.EmptyProtection,
@@ -176,17 +208,39 @@ func NewRegistry(f Flags, clusterID cluster.ID, xds model.XDSUpdater) (*registry
 	if err != nil {
 		return nil, nil, fmt.Errorf("dubbo registry: %v", err)
 	}
-	var watchers []*zookeeper.Watcher
+	var runners []Runner
 	for _, addr := range f.Registries {
 		cfg, err := zookeeper.ParseAddress(addr)
 		if err != nil {
 			return nil, nil, fmt.Errorf("--dubboRegistry: %v", err)
 		}
-		if err := ctl.AddSource(cfg.Name, addr); err != nil {
-			return nil, nil, fmt.Errorf("--dubboRegistry: %v", err)
+		if cfg.Levels == (zookeeper.Levels{}) {
+			cfg.Levels = defLevels
 		}
-		watchers = append(watchers, zookeeper.NewWatcher(cfg, ctl))
-		scope.Infof("Dubbo registry %s: ZooKeeper %v, root %s, session timeout %v", cfg.Name, cfg.Servers, cfg.Root, cfg.SessionTimeout)
+		if cfg.Levels.Interface {
+			if err := ctl.AddSource(cfg.Name, addr); err != nil {
+				return nil, nil, fmt.Errorf("--dubboRegistry: %v", err)
+			}
+		}
+		w := zookeeper.NewWatcher(cfg, ctl)
+		if cfg.Levels.Application {
+			name, err := ctl.AddApplicationSource(cfg.Name, addr)
+			if err != nil {
+				return nil, nil, fmt.Errorf("--dubboRegistry: %v", err)
+			}
+			src := appdiscovery.NewSource(appdiscovery.Options{
+				Source:      name,
+				Remote:      w.RemoteMetadata,
+				Timeout:     f.MetadataTimeout,
+				Concurrency: f.MetadataConcurrency,
+			}, ctl)
+			w.SetAppSink(src, name)
+			ctl.AddDebugSection(func() any { return src.Debug() })
+			runners = append(runners, src)
+		}
+		runners = append(runners, w)
+		scope.Infof("Dubbo registry %s: ZooKeeper %v, levels %v (interfaces under %s, applications under %s), session timeout %v",
+			cfg.Name, cfg.Servers, cfg.Levels, cfg.Root, cfg.ServicesRoot, cfg.SessionTimeout)
 	}
-	return ctl, watchers, nil
+	return ctl, runners, nil
 }

@@ -24,6 +24,7 @@ package provider
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"strconv"
@@ -83,6 +84,11 @@ func (u *URL) Interface() string {
 		return i
 	}
 	return u.Path
+}
+
+// Equal is true when both URLs are the same provider with the same parameters.
+func (u *URL) Equal(o *URL) bool {
+	return u.Protocol == o.Protocol && u.IP == o.IP && u.Port == o.Port && u.Path == o.Path && maps.Equal(u.Params, o.Params)
 }
 
 // Parse decodes a provider node name (URL-encoded, as Dubbo writes it) and validates it.

@@ -96,6 +96,8 @@ type Controller struct {
 	now        func() time.Time
 	afterFunc  func(d time.Duration, f func()) *time.Timer
 	renderHook func() // called by Debug between the snapshot and the rendering
+
+	debugSections []func() any // application levels in /debug/dubboz
 }
 
 // ifaceState is one Dubbo interface over every source.
@@ -238,7 +240,7 @@ func (c *Controller) publish(st *ifaceState, observed time.Time) {
 		}
 		st.conflict, st.rejected = "", ""
 		c.owners[hostname] = st.iface
-		st.svc = c.newService(st)
+		st.svc = c.newService(st, eps)
 		c.store.setService(st.hostname, st.iface, st.svc)
 		c.setEndpoints(st, eps)
 		c.updateTargets(st, nil, eps)
@@ -272,6 +274,24 @@ func (c *Controller) publish(st *ifaceState, observed time.Time) {
 		}
 	case !sameEndpoints(st.eps, eps):
 		prev := st.eps
+		if ports := c.servicePorts(eps); !samePorts(st.svc.Ports, ports) {
+			// Triple providers came or went: the service gains or loses its grpc-tri port
+			// (a service update, so a full push).
+			old := st.svc
+			st.svc = c.newService(st, eps)
+			st.svc.CreationTime = old.CreationTime
+			c.store.setService(st.hostname, st.iface, st.svc)
+			c.setEndpoints(st, eps)
+			c.updateTargets(st, prev, eps)
+			c.xds.EDSCacheUpdate(c.shard, string(hostname), ns, eps)
+			if synced {
+				c.xds.SvcUpdate(c.shard, string(hostname), ns, model.EventUpdate)
+				c.NotifyServiceHandlers(old, st.svc, model.EventUpdate)
+				updateLatency.Record(time.Since(observed).Seconds())
+			}
+			scope.Infof("service %s: ports now %v (%d endpoints)", hostname, portNames(st.svc.Ports), len(eps))
+			return
+		}
 		c.setEndpoints(st, eps)
 		c.updateTargets(st, prev, eps)
 		switch {
@@ -286,6 +306,10 @@ func (c *Controller) publish(st *ifaceState, observed time.Time) {
 			c.xds.EDSCacheUpdate(c.shard, string(hostname), ns, eps)
 		}
 		scope.Debugf("service %s: %d endpoints", hostname, len(eps))
+	default:
+		// Equal endpoints, perhaps of other nodes (another source took over a provider):
+		// nothing to push, but /debug/dubboz tells the published nodes by identity.
+		st.eps = eps
 	}
 }
 
@@ -341,14 +365,42 @@ func sameEndpoints(a, b []*model.IstioEndpoint) bool {
 	return true
 }
 
-func (c *Controller) newService(st *ifaceState) *model.Service {
+// servicePorts are the ports of a service with these endpoints: dubbo always, grpc-tri
+// while some provider speaks Triple.
+func (c *Controller) servicePorts(eps []*model.IstioEndpoint) model.PortList {
+	ports := model.PortList{{Name: PortName, Port: int(c.opts.ServicePort), Protocol: protocol.Dubbo}}
+	for _, ep := range eps {
+		if ep.ServicePortName == TriplePortName {
+			return append(ports, &model.Port{Name: TriplePortName, Port: int(c.opts.TriplePort), Protocol: protocol.GRPC})
+		}
+	}
+	return ports
+}
+
+func samePorts(a, b model.PortList) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if *a[i] != *b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func portNames(ports model.PortList) []string {
+	out := make([]string, 0, len(ports))
+	for _, p := range ports {
+		out = append(out, fmt.Sprintf("%s/%d", p.Name, p.Port))
+	}
+	return out
+}
+
+func (c *Controller) newService(st *ifaceState, eps []*model.IstioEndpoint) *model.Service {
 	return &model.Service{
-		Hostname: st.hostname,
-		Ports: model.PortList{{
-			Name:     PortName,
-			Port:     int(c.opts.ServicePort),
-			Protocol: protocol.Dubbo,
-		}},
+		Hostname:       st.hostname,
+		Ports:          c.servicePorts(eps),
 		Resolution:     model.ClientSideLB,
 		DefaultAddress: "0.0.0.0",
 		CreationTime:   c.now(),

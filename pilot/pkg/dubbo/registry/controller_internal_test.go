@@ -123,7 +123,7 @@ func TestStaleGraceTimerDoesNotEndANewGrace(t *testing.T) {
 // always publishes the same endpoint, whatever the map order.
 func TestMergeIsDeterministic(t *testing.T) {
 	mk := func(c *Controller, params ...string) *node {
-		return c.decode("zk", testIface, providerNode("10.0.0.1", 1, testIface, params...))
+		return c.decode(&source{name: "zk", label: "zk"}, testIface, providerNode("10.0.0.1", 1, testIface, params...))
 	}
 	c, _, _, _ := testController(t, Options{})
 	cases := []struct {
@@ -168,10 +168,10 @@ func TestMergeIsDeterministic(t *testing.T) {
 
 func TestMergeAcrossSources(t *testing.T) {
 	c, _, _, _ := testController(t, Options{})
-	n1 := c.decode("zk", testIface, providerNode("10.0.0.1", 1, testIface, "weight=10", "timestamp=1"))
-	n2 := c.decode("zk2", testIface, providerNode("10.0.0.1", 1, testIface, "weight=20", "timestamp=9"))
-	n3 := c.decode("zk2", testIface, providerNode("10.0.0.2", 1, testIface, "weight=0"))
-	n4 := c.decode("zk2", testIface, providerNode("10.0.0.3", 1, testIface, "disabled=true"))
+	n1 := c.decode(&source{name: "zk", label: "zk"}, testIface, providerNode("10.0.0.1", 1, testIface, "weight=10", "timestamp=1"))
+	n2 := c.decode(&source{name: "zk2", label: "zk2"}, testIface, providerNode("10.0.0.1", 1, testIface, "weight=20", "timestamp=9"))
+	n3 := c.decode(&source{name: "zk2", label: "zk2"}, testIface, providerNode("10.0.0.2", 1, testIface, "weight=0"))
+	n4 := c.decode(&source{name: "zk2", label: "zk2"}, testIface, providerNode("10.0.0.3", 1, testIface, "disabled=true"))
 	bad := &node{name: "junk", err: errors.New("junk")}
 	eps := mergeEndpoints([]sourceNodes{
 		{current: map[string]*node{n1.name: n1, "junk": bad}},

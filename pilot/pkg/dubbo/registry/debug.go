@@ -32,7 +32,17 @@ type DebugView struct {
 	HostSuffix  string          `json:"hostSuffix,omitempty"`
 	Synced      bool            `json:"synced"`
 	Registries  []DebugRegistry `json:"registries"`
-	Interfaces  []DebugIface    `json:"interfaces"`
+	// Applications are the application levels (Dubbo 3) of the registries: applications,
+	// their metadata revisions, and why a revision does not resolve.
+	Applications []any        `json:"applications,omitempty"`
+	Interfaces   []DebugIface `json:"interfaces"`
+}
+
+// AddDebugSection adds a view to /debug/dubboz's applications (before Run).
+func (c *Controller) AddDebugSection(f func() any) {
+	c.updateMu.Lock()
+	defer c.updateMu.Unlock()
+	c.debugSections = append(c.debugSections, f)
 }
 
 // DebugRegistry is one configured registry.
@@ -149,8 +159,12 @@ func (c *Controller) Debug() DebugView {
 		}
 		snaps = append(snaps, sn)
 	}
+	sections := c.debugSections
 	c.updateMu.Unlock()
 
+	for _, f := range sections {
+		v.Applications = append(v.Applications, f())
+	}
 	if c.renderHook != nil {
 		c.renderHook()
 	}
@@ -166,9 +180,11 @@ func (sn *ifaceSnapshot) render() DebugIface {
 	if d.Registries == nil {
 		d.Registries = []string{}
 	}
-	published := map[string]bool{}
+	// By identity: merge publishes the winning node's own endpoint, so a duplicate of it
+	// (same workload, another node or source) shows as ignored.
+	published := map[*model.IstioEndpoint]bool{}
 	for _, ep := range sn.eps {
-		published[ep.WorkloadName] = true
+		published[ep] = true
 		d.Instances = append(d.Instances, DebugInstance{
 			Address: ep.FirstAddressOrNil(), Port: ep.EndpointPort, Weight: ep.LbWeight,
 			Labels: ep.Labels, Workload: ep.WorkloadName, Registry: ep.Labels[RegistryLabel],
@@ -180,7 +196,7 @@ func (sn *ifaceSnapshot) render() DebugIface {
 				switch {
 				case n.err != nil:
 					d.Rejected = append(d.Rejected, DebugRejected{Registry: src, Node: clip(n.name), Error: n.err.Error()})
-				case !published[n.spec.ep.WorkloadName]:
+				case !published[n.spec.ep]:
 					reason := "duplicate"
 					switch {
 					case n.spec.disabled:

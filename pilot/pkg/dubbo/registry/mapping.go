@@ -120,8 +120,9 @@ type endpointSpec struct {
 	stamp    int64  // registration timestamp, to keep the newest of duplicates
 }
 
-// toEndpoint maps one provider URL (docs/registry.md, "What a Dubbo interface becomes").
-func (o *Options) toEndpoint(u *provider.URL, registry string) endpointSpec {
+// toEndpoint maps one provider URL (docs/registry.md, "What a Dubbo interface becomes")
+// served on the service port named portName.
+func (o *Options) toEndpoint(u *provider.URL, registry, portName string) endpointSpec {
 	l := labels.Instance{RegistryLabel: labelValue(registry)}
 	for _, k := range o.labelKeys() {
 		if v := labelValue(u.Params[k]); v != "" {
@@ -149,7 +150,7 @@ func (o *Options) toEndpoint(u *provider.URL, registry string) endpointSpec {
 	spec.ep = &model.IstioEndpoint{
 		Labels:          l,
 		Addresses:       []string{u.IP},
-		ServicePortName: o.portName(),
+		ServicePortName: portName,
 		EndpointPort:    u.Port,
 		LbWeight:        weight,
 		TLSMode:         model.DisabledTLSModeLabel,

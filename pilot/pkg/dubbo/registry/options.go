@@ -26,8 +26,12 @@ import (
 type Options struct {
 	// Namespace holds every Dubbo registry service (default "dubbo"); they are exported to all.
 	Namespace string
-	// ServicePort is the one stable service port (default 20880); endpoints keep their own ports.
+	// ServicePort is the stable service port of the dubbo protocol (default 20880);
+	// endpoints keep their own ports.
 	ServicePort uint32
+	// TriplePort is the stable service port of Triple (tri://, gRPC-compatible HTTP/2;
+	// default 50051), present on services with Triple providers.
+	TriplePort uint32
 	// HostSuffix is appended to hostnames ("" means the lower-cased interface only).
 	HostSuffix string
 	// ExtraLabelKeys are URL parameters kept as endpoint labels besides DefaultLabelKeys.
@@ -49,10 +53,17 @@ type Options struct {
 	EDSPushInterval time.Duration
 }
 
-// PortName is the name of the service port: "dubbo".
+// PortName is the name of the service port of the dubbo protocol.
 const PortName = "dubbo"
 
-func (o *Options) portName() string { return PortName }
+// TriplePortName is the name of the service port of Triple: a gRPC port to Istio.
+const TriplePortName = "grpc-tri"
+
+// Provider protocols that become endpoints, and the service port each one is served on.
+const (
+	ProtocolDubbo  = "dubbo"
+	ProtocolTriple = "tri"
+)
 
 func (o *Options) labelKeys() []string {
 	return append(append([]string{}, DefaultLabelKeys...), o.ExtraLabelKeys...)
@@ -68,6 +79,12 @@ func (o *Options) Validate() error {
 	}
 	if o.ServicePort > 65535 {
 		return fmt.Errorf("dubbo service port %d is not in 1..65535", o.ServicePort)
+	}
+	if o.TriplePort == 0 {
+		o.TriplePort = 50051
+	}
+	if o.TriplePort > 65535 || o.TriplePort == o.ServicePort {
+		return fmt.Errorf("triple service port %d must be in 1..65535 and differ from the dubbo service port %d", o.TriplePort, o.ServicePort)
 	}
 	if o.ClusterID == "" {
 		o.ClusterID = "Kubernetes"

@@ -30,9 +30,11 @@ import (
 // provider nodes of an interface its own way and hands them over, and merging, empty
 // protection, the reconnect grace and serving stay as they are.
 
-// source is one configured registry.
+// source is one configured registry, or the application level of one (the same
+// registry read another way: its own provider nodes, connection state and grace).
 type source struct {
 	name         string
+	label        string // the "registry" label of its endpoints: the registry's name
 	description  string
 	connected    bool
 	synced       bool
@@ -73,12 +75,28 @@ type node struct {
 
 // AddSource declares a registry (before Run). Its name labels endpoints and metrics.
 func (c *Controller) AddSource(name, description string) error {
+	return c.addSource(name, name, description)
+}
+
+// AppSourceSuffix names the application level of a registry: "<registry>/app".
+const AppSourceSuffix = "/app"
+
+// AddApplicationSource declares the application level (Dubbo 3) of a registry, a source
+// of its own named <registry>/app whose endpoints carry the registry's name as their
+// "registry" label. It comes after the registry's interface level in the merge order:
+// a provider registered at both levels is served from its interface-level node.
+func (c *Controller) AddApplicationSource(registry, description string) (string, error) {
+	name := registry + AppSourceSuffix
+	return name, c.addSource(name, registry, description)
+}
+
+func (c *Controller) addSource(name, label, description string) error {
 	c.updateMu.Lock()
 	defer c.updateMu.Unlock()
 	if _, ok := c.sourceByName[name]; ok {
 		return fmt.Errorf("two Dubbo registries are named %q; give each a distinct name= parameter", name)
 	}
-	s := &source{name: name, description: description, listErrors: map[string]*listError{}}
+	s := &source{name: name, label: label, description: description, listErrors: map[string]*listError{}}
 	c.sources = append(c.sources, s)
 	c.sourceByName[name] = s
 	connectedGauge.With(registryTag.Value(name)).Record(0)
@@ -182,8 +200,30 @@ func (c *Controller) SetProviders(src, iface string, names []string, observed ti
 		case oldHeld[n] != nil:
 			cur[n] = oldHeld[n]
 		default:
-			cur[n] = c.decode(src, iface, n)
+			cur[n] = c.decode(s, iface, n)
 		}
+	}
+	c.replaceNodes(s, st, cur, observed)
+}
+
+// SetURLs replaces the providers a source resolved for an interface, as URLs keyed by a
+// stable name (the application level: one per instance, protocol port and service).
+func (c *Controller) SetURLs(src, iface string, urls map[string]*dubboprovider.URL, observed time.Time) {
+	c.updateMu.Lock()
+	defer c.updateMu.Unlock()
+	s := c.sourceByName[src]
+	if s == nil {
+		return
+	}
+	st := c.interfaceState(s, iface)
+	old := st.nodes[src]
+	cur := make(map[string]*node, len(urls))
+	for name, u := range urls {
+		if o := old[name]; o != nil && o.url != nil && o.url.Equal(u) {
+			cur[name] = o
+			continue
+		}
+		cur[name] = c.nodeFromURL(s, iface, name, u)
 	}
 	c.replaceNodes(s, st, cur, observed)
 }
@@ -309,27 +349,43 @@ func (c *Controller) setNodes(s *source, st *ifaceState, nodes, held map[string]
 
 // decode parses a node once; rejections are logged (rate-limited) and counted here,
 // once per node appearance, never at every re-list.
-func (c *Controller) decode(src, iface, name string) *node {
-	n := &node{name: name}
+func (c *Controller) decode(s *source, iface, name string) *node {
 	u, err := dubboprovider.Parse(name)
+	if err != nil {
+		return c.rejectNode(s.name, iface, &node{name: name, err: err})
+	}
+	return c.nodeFromURL(s, iface, name, u)
+}
+
+// nodeFromURL makes a node of a provider URL: dubbo:// providers are served on the dubbo
+// service port, tri:// (Triple) ones on the grpc-tri port.
+func (c *Controller) nodeFromURL(s *source, iface, name string, u *dubboprovider.URL) *node {
+	n := &node{name: name}
+	portName := PortName
 	switch {
-	case err != nil:
-		n.err = err
 	case u.Interface() != iface:
 		n.err = &dubboprovider.Error{Reason: dubboprovider.ReasonInterface,
 			Msg: fmt.Sprintf("interface %q listed under %q", u.Interface(), iface)}
-	case u.Protocol != "dubbo":
+		return c.rejectNode(s.name, iface, n)
+	case u.Protocol == ProtocolTriple:
+		portName = TriplePortName
+	case u.Protocol != ProtocolDubbo:
 		n.err = &dubboprovider.Error{Reason: dubboprovider.ReasonProtocol,
-			Msg: fmt.Sprintf("protocol %s: only dubbo:// providers become endpoints", u.Protocol)}
-	default:
-		n.url = u
-		n.spec = c.opts.toEndpoint(u, src)
-		if n.spec.warning != "" {
-			rejectedTotal.With(registryTag.Value(src), reasonTag.Value(string(dubboprovider.ReasonParameter))).Increment()
-			c.logRejection(src, iface, name, n.spec.warning+" (provider kept)")
-		}
-		return n
+			Msg: fmt.Sprintf("protocol %s: only dubbo:// and tri:// providers become endpoints", u.Protocol)}
+		return c.rejectNode(s.name, iface, n)
 	}
+	n.url = u
+	n.spec = c.opts.toEndpoint(u, s.label, portName)
+	if n.spec.warning != "" {
+		rejectedTotal.With(registryTag.Value(s.name), reasonTag.Value(string(dubboprovider.ReasonParameter))).Increment()
+		c.logRejection(s.name, iface, name, n.spec.warning+" (provider kept)")
+	}
+	return n
+}
+
+// rejectNode counts and logs a node that does not become an endpoint.
+func (c *Controller) rejectNode(src, iface string, n *node) *node {
+	name := n.name
 	reason := "invalid"
 	if e, ok := n.err.(*dubboprovider.Error); ok {
 		reason = string(e.Reason)

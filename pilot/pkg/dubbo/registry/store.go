@@ -79,9 +79,13 @@ func (s *store) setTargets(hostname host.Name, svc *model.Service, prev, cur []*
 				m = map[host.Name][]model.ServiceTarget{}
 				s.targetsByIP[ip] = m
 			}
+			sp, ok := svc.Ports.Get(ep.ServicePortName)
+			if !ok {
+				continue
+			}
 			m[hostname] = append(m[hostname], model.ServiceTarget{
 				Service: svc,
-				Port:    model.ServiceInstancePort{ServicePort: svc.Ports[0], TargetPort: ep.EndpointPort},
+				Port:    model.ServiceInstancePort{ServicePort: sp, TargetPort: ep.EndpointPort},
 			})
 		}
 	}

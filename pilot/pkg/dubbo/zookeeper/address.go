@@ -35,12 +35,50 @@ type Config struct {
 	Root string
 	// SessionTimeout is the ZooKeeper session timeout.
 	SessionTimeout time.Duration
+	// Levels are the registration levels read: interface level (Dubbo 2, and Dubbo 3's
+	// registry-type=interface|all) under Root, application level (Dubbo 3's default)
+	// under ServicesRoot. Zero: the address did not say (registry-type=).
+	Levels Levels
+	// ServicesRoot holds the application-level instances (/<ServicesRoot>/<app>/<ip:port>;
+	// default /services, Dubbo's rootPath parameter).
+	ServicesRoot string
+}
+
+// Levels are the registration levels a registry is read at.
+type Levels struct {
+	Interface, Application bool
+}
+
+// ParseLevels parses Dubbo's registry-type values (interface, service or instance, all)
+// and their aliases (application, both).
+func ParseLevels(s string) (Levels, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "interface":
+		return Levels{Interface: true}, nil
+	case "service", "instance", "application":
+		return Levels{Application: true}, nil
+	case "all", "both", "":
+		return Levels{Interface: true, Application: true}, nil
+	}
+	return Levels{}, fmt.Errorf("registry level %q: want interface, application (service) or all", s)
+}
+
+func (l Levels) String() string {
+	switch {
+	case l.Interface && l.Application:
+		return "all"
+	case l.Interface:
+		return "interface"
+	default:
+		return "application"
+	}
 }
 
 const (
 	defaultPort           = "2181"
 	defaultRoot           = "/dubbo"
 	defaultSessionTimeout = 30 * time.Second
+	defaultServicesRoot   = "/services"
 )
 
 // ParseAddress parses a registry address as Dubbo applications write it:
@@ -51,10 +89,13 @@ const (
 //
 // Parameters: backup (more servers), root (root path, default /dubbo) or Dubbo's group
 // (root = /<group>), name (default: the first server), session-timeout (a duration, or
-// milliseconds as Dubbo's session= parameter). Other Dubbo parameters (timeout, ...) are
-// accepted and ignored.
+// milliseconds as Dubbo's session= parameter), registry-type (the levels read:
+// interface, service (application level) or all; unset: Levels stays zero and the
+// caller's default applies), rootPath (the application-level root, default /services). Other Dubbo
+// parameters (timeout, ...) are accepted and ignored.
 func ParseAddress(addr string) (Config, error) {
-	c := Config{Address: addr, Root: defaultRoot, SessionTimeout: defaultSessionTimeout}
+	c := Config{Address: addr, Root: defaultRoot, SessionTimeout: defaultSessionTimeout,
+		ServicesRoot: defaultServicesRoot}
 	scheme, rest, ok := strings.Cut(strings.TrimSpace(addr), "://")
 	if !ok {
 		return c, fmt.Errorf("registry address %q: want zookeeper://host:port[?params]", addr)
@@ -102,6 +143,17 @@ func ParseAddress(addr string) (Config, error) {
 	c.Root = strings.TrimRight(c.Root, "/")
 	if c.Root == "" || strings.Contains(c.Root, "//") {
 		return c, fmt.Errorf("registry address %q: bad root path %q", addr, params.Get("root")+params.Get("group"))
+	}
+	if v := params.Get("registry-type"); v != "" {
+		if c.Levels, err = ParseLevels(v); err != nil {
+			return c, fmt.Errorf("registry address %q: %v", addr, err)
+		}
+	}
+	if v := params.Get("rootPath"); v != "" {
+		c.ServicesRoot = "/" + strings.Trim(v, "/")
+		if c.ServicesRoot == "/" || strings.Contains(c.ServicesRoot, "//") {
+			return c, fmt.Errorf("registry address %q: bad rootPath %q", addr, v)
+		}
 	}
 	c.Name = params.Get("name")
 	if c.Name == "" {

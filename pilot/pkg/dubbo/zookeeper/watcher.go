@@ -101,6 +101,14 @@ type Watcher struct {
 	connected bool
 	sessionID int64
 
+	// The application level (apps.go); apps is nil when it is not read.
+	apps           AppSink
+	appSource      string
+	appWatching    map[string]chan struct{} // application -> stop of its loop
+	appPending     map[string]bool          // applications whose first list is still due
+	appsRootListed bool
+	appsListedSent bool
+
 	watching    map[string]chan struct{} // interface -> stop of its loop
 	pending     map[string]bool          // interfaces whose first list is still due
 	rootListed  bool
@@ -117,6 +125,8 @@ func NewWatcher(cfg Config, sink Sink) *Watcher {
 		ready:       make(chan struct{}),
 		changed:     make(chan struct{}),
 		watching:    map[string]chan struct{}{},
+		appWatching: map[string]chan struct{}{},
+		appPending:  map[string]bool{},
 		pending:     map[string]bool{},
 		badChildren: map[string]bool{},
 	}
@@ -152,17 +162,28 @@ func (w *Watcher) Run(stop <-chan struct{}) {
 		return
 	}
 	w.conn = conn
-	scope.Infof("registry %s: watching %s on ZooKeeper %v", w.cfg.Name, w.cfg.Root, w.cfg.Servers)
-	w.loops.Add(1)
-	go func() {
-		defer w.loops.Done()
-		w.watchRoot(stop)
-	}()
+	if w.interfaceLevel() {
+		scope.Infof("registry %s: watching %s (interface level) on ZooKeeper %v", w.cfg.Name, w.cfg.Root, w.cfg.Servers)
+		w.loops.Add(1)
+		go func() {
+			defer w.loops.Done()
+			w.watchRoot(stop)
+		}()
+	}
+	if w.apps != nil {
+		scope.Infof("registry %s: watching %s (application level) on ZooKeeper %v", w.cfg.Name, w.cfg.ServicesRoot, w.cfg.Servers)
+		w.loops.Add(1)
+		go func() {
+			defer w.loops.Done()
+			w.watchApps(stop)
+		}()
+	}
 	for {
 		select {
 		case <-stop:
 			conn.Close()
 			w.stopAll()
+			w.stopApps()
 			w.loops.Wait()
 			// The channel is not read otherwise (it may drop events); the client closes it
 			// once its goroutines have ended.
@@ -199,7 +220,7 @@ func (w *Watcher) onSession(state zk.State, id int64) {
 		// The sink hears of a new session before any loop may deliver a list read on it
 		// (loops check the session they listed on against the reported one): the registry
 		// holds removals from the first re-list on.
-		w.sink.SourceConnected(w.cfg.Name, true, newSession)
+		w.reportSession(true, newSession)
 		w.mu.Lock()
 		w.connected, w.sessionID = true, id
 		if !connected {
@@ -213,13 +234,29 @@ func (w *Watcher) onSession(state zk.State, id int64) {
 			scope.Warnf("registry %s: session expired; providers stay served until the new session re-lists them", w.cfg.Name)
 		}
 		scope.Warnf("registry %s: disconnected from ZooKeeper (%v); serving the last known providers", w.cfg.Name, state)
-		w.sink.SourceConnected(w.cfg.Name, false, false)
+		w.reportSession(false, false)
 		w.mu.Lock()
 		w.connected = false
 		w.ready = make(chan struct{})
 		close(w.changed)
 		w.changed = make(chan struct{})
 		w.mu.Unlock()
+	}
+}
+
+// interfaceLevel is true when the interface level is read (the default when the
+// configuration names no level).
+func (w *Watcher) interfaceLevel() bool {
+	return w.cfg.Levels.Interface || !w.cfg.Levels.Application
+}
+
+// reportSession reports the session state for each level read (one source each).
+func (w *Watcher) reportSession(connected, newSession bool) {
+	if w.interfaceLevel() {
+		w.sink.SourceConnected(w.cfg.Name, connected, newSession)
+	}
+	if w.apps != nil {
+		w.sink.SourceConnected(w.appSource, connected, newSession)
 	}
 }
 
@@ -262,6 +299,7 @@ func connectionError(err error) bool {
 
 // listFailures is the retry state of one watched path (it lives as long as its loop).
 type listFailures struct {
+	source   string // the source the errors are reported as ("": the interface level)
 	iface    string // "" for the root
 	failures int    // consecutive failed attempts
 	backoff  time.Duration
@@ -283,8 +321,15 @@ func (w *Watcher) failed(f *listFailures, p string, err error) time.Duration {
 	} else {
 		scope.Debugf("registry %s: list %s: %v (attempt %d, next in %v)", w.cfg.Name, p, err, f.failures, f.backoff)
 	}
-	w.sink.ListError(w.cfg.Name, f.iface, err)
+	w.sink.ListError(w.source(f), f.iface, err)
 	return f.backoff
+}
+
+func (w *Watcher) source(f *listFailures) string {
+	if f.source != "" {
+		return f.source
+	}
+	return w.cfg.Name
 }
 
 // listed reports that a path lists again after failures.
@@ -293,8 +338,8 @@ func (w *Watcher) listed(f *listFailures, p string) {
 		return
 	}
 	scope.Infof("registry %s: %s lists again after %d failed attempts", w.cfg.Name, p, f.failures)
-	*f = listFailures{iface: f.iface}
-	w.sink.ListError(w.cfg.Name, f.iface, nil)
+	*f = listFailures{source: f.source, iface: f.iface}
+	w.sink.ListError(w.source(f), f.iface, nil)
 }
 
 // list reads the children of p and returns a watch; missing nodes are watched for

@@ -162,7 +162,7 @@ func TestBadInputNeverPoisons(t *testing.T) {
 		"20000 chars":         "dubbo%3A%2F%2F" + strings.Repeat("x", 20000),
 		"consumer url":        zkt.JavaURLEncode("consumer://10.0.0.7/" + demoIface + "?side=consumer&category=consumers"),
 		"other interface":     zkt.JavaURLEncode(zkt.ProviderURL("10.0.0.8", 20880, "com.evil.Other", nil)),
-		"triple protocol":     zkt.JavaURLEncode(strings.Replace(zkt.ProviderURL("10.0.0.9", 50051, demoIface, nil), "dubbo://", "tri://", 1)),
+		"rest protocol":       zkt.JavaURLEncode(strings.Replace(zkt.ProviderURL("10.0.0.9", 8080, demoIface, nil), "dubbo://", "rest://", 1)),
 		"hostname not ip":     zkt.JavaURLEncode(zkt.ProviderURL("provider.local", 20880, demoIface, nil)),
 		"bad weight (kept)":   zkt.JavaURLEncode(zkt.ProviderURL("10.0.0.10", 20880, demoIface, map[string]string{"weight": "-5"})),
 		"control char":        zkt.JavaURLEncode("dubbo://10.0.0.1:20880/" + demoIface + "?a=\x01"),
