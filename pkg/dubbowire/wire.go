@@ -204,7 +204,14 @@ func InvokeValue(ctx context.Context, addr string, c Call, timeout time.Duration
 	return v, nil
 }
 
-func invoke(ctx context.Context, addr string, c Call, timeout time.Duration, result any) error {
+func invoke(ctx context.Context, addr string, c Call, timeout time.Duration, result any) (err error) {
+	// The Hessian2 decoder panics on some malformed answers (e.g. an error response whose
+	// body is not a string); a peer must not be able to crash the caller.
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("malformed answer from %s: %v", addr, r)
+		}
+	}()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)

@@ -160,6 +160,10 @@ func NewInstance(app, address string, port int, md map[string]string) (*Instance
 	if in.Revision == "" {
 		return nil, errorf(ReasonNoRevision, "no %s in the instance metadata", KeyRevision)
 	}
+	if !validRevision(in.Revision) {
+		// It names a metadata node (/<root>/<app>/<revision>): a plain token only.
+		return nil, errorf(ReasonNoRevision, "%s %q is not a revision token", KeyRevision, trunc(in.Revision))
+	}
 	in.StorageType = StorageLocal
 	if strings.EqualFold(md[KeyStorageType], StorageRemote) {
 		in.StorageType = StorageRemote
@@ -222,6 +226,21 @@ func (in *Instance) ports(protocol string, metaPort int) []uint32 {
 		}
 	}
 	return out
+}
+
+// validRevision accepts what Dubbo writes (a hex digest) and other plain tokens of at
+// most 256 characters of [A-Za-z0-9._-], not "." or "..".
+func validRevision(r string) bool {
+	if len(r) > 256 || r == "." || r == ".." {
+		return false
+	}
+	for i := 0; i < len(r); i++ {
+		c := r[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 func trunc(s string) string {

@@ -96,6 +96,8 @@ func TestParseCuratorInstance(t *testing.T) {
 		{name: "port 0", body: instanceBody("greet", "10.0.0.1", 0, nil), reason: ReasonInstanceAddress},
 		{name: "port 70000", body: instanceBody("greet", "10.0.0.1", 70000, nil), reason: ReasonInstanceAddress},
 		{name: "no revision", body: instanceBody("greet", "10.0.0.1", 20880, map[string]string{KeyRevision: ""}), reason: ReasonNoRevision},
+		{name: "revision with a path", body: instanceBody("greet", "10.0.0.1", 20880, map[string]string{KeyRevision: "../../secret"}), reason: ReasonNoRevision},
+		{name: "revision ..", body: instanceBody("greet", "10.0.0.1", 20880, map[string]string{KeyRevision: ".."}), reason: ReasonNoRevision},
 		{name: "endpoints not JSON", body: instanceBody("greet", "10.0.0.1", 20880, map[string]string{KeyEndpoints: "20880"}), reason: ReasonEndpoints},
 		{name: "endpoints bad port", body: instanceBody("greet", "10.0.0.1", 20880, map[string]string{KeyEndpoints: `[{"port":0,"protocol":"dubbo"}]`}), reason: ReasonEndpoints},
 		{name: "endpoints no protocol", body: instanceBody("greet", "10.0.0.1", 20880, map[string]string{KeyEndpoints: `[{"port":1}]`}), reason: ReasonEndpoints},
@@ -187,6 +189,8 @@ func TestParseMetadataJSON(t *testing.T) {
 		{"null service", "greet", "r", `{"services":{"a":null}}`, false},
 		{"huge", "greet", "r", `{"app":"` + strings.Repeat("x", MaxMetadataBody) + `"}`, false},
 		{"no services", "greet", "r", `{"app":"greet"}`, true},
+		{"empty object", "greet", "r", `{}`, false},
+		{"unrelated object", "greet", "r", `{"x":1}`, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -84,6 +84,9 @@ func ParseMetadataJSON(app, revision string, body []byte) (*MetadataInfo, error)
 
 // validate checks a decoded document against what was asked for.
 func (m *MetadataInfo) validate(app, revision string) error {
+	if m.App == "" && m.Revision == "" {
+		return errorf(ReasonMetadataBody, "not a MetadataInfo: no app and no revision")
+	}
 	if m.App != "" && m.App != app {
 		return errorf(ReasonMetadataBody, "metadata of application %q, not %q", trunc(m.App), app)
 	}

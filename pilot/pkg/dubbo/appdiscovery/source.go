@@ -169,6 +169,7 @@ func (s *Source) Run(stop <-chan struct{}) {
 func (s *Source) Stop() {
 	s.mu.Lock()
 	s.stopped = true
+	s.queue = nil
 	for _, r := range s.revs {
 		if r.retry != nil {
 			r.retry.Stop()
@@ -208,7 +209,7 @@ func (s *Source) SetInstances(appName string, bodies map[string][]byte, observed
 		cur[name] = &instance{body: string(body), in: in, err: err}
 	}
 	a.instances = cur
-	s.update(a, observed)
+	s.update(a, observed, false)
 }
 
 // RemoveApp drops an application that is not registered any more.
@@ -220,8 +221,7 @@ func (s *Source) RemoveApp(appName string, observed time.Time) {
 		return
 	}
 	a.instances = map[string]*instance{}
-	a.known = map[string]bool{}
-	s.update(a, observed)
+	s.update(a, observed, true)
 	delete(s.apps, appName)
 }
 
@@ -235,8 +235,9 @@ func (s *Source) Listed() {
 }
 
 // update recomputes an application after its instances or revisions changed, reports
-// the interfaces whose URLs changed, and forgets revisions no instance carries.
-func (s *Source) update(a *app, observed time.Time) {
+// the interfaces whose URLs changed, and forgets revisions no instance carries. removed:
+// the application is gone, and so are its interfaces.
+func (s *Source) update(a *app, observed time.Time, removed bool) {
 	carried := map[revKey]bool{}
 	urls := map[string]map[string]*provider.URL{}
 	anyResolved := false
@@ -269,7 +270,7 @@ func (s *Source) update(a *app, observed time.Time) {
 		}
 	}
 	known := a.known
-	if anyResolved {
+	if anyResolved || removed {
 		known = map[string]bool{}
 		for iface := range urls {
 			known[iface] = true
@@ -305,7 +306,9 @@ func (s *Source) update(a *app, observed time.Time) {
 		}
 		all := map[string]*provider.URL{}
 		for _, other := range slices.Sorted(maps.Keys(apps)) {
-			maps.Copy(all, s.apps[other].urls[iface])
+			if o := s.apps[other]; o != nil {
+				maps.Copy(all, o.urls[iface])
+			}
 		}
 		s.sink.SetURLs(s.opts.Source, iface, all, observed)
 	}
@@ -347,6 +350,10 @@ func (s *Source) enqueue(r *revision) {
 
 // dispatch starts fetches while fewer than Concurrency are in flight.
 func (s *Source) dispatch() {
+	if s.stopped {
+		s.queue = nil
+		return
+	}
 	for s.running < s.opts.Concurrency && len(s.queue) > 0 {
 		k := s.queue[0]
 		s.queue = s.queue[1:]
@@ -373,42 +380,58 @@ func (s *Source) dispatch() {
 // fetcher picks how a revision is fetched (called under mu).
 func (s *Source) fetcher(r *revision) func(context.Context) (*MetadataInfo, error) {
 	k := r.key
-	if r.storage == StorageRemote {
-		remote := s.opts.Remote
-		return func(ctx context.Context) (*MetadataInfo, error) {
-			if remote == nil {
-				return nil, errorf(ReasonMetadataFetch, "this registry has no metadata report")
-			}
-			body, err := remote(ctx, k.app, k.revision)
-			if err != nil {
-				return nil, errorf(ReasonMetadataFetch, "remote metadata: %v", err)
-			}
-			return ParseMetadataJSON(k.app, k.revision, body)
-		}
-	}
-	// Local metadata: ask one of the instances carrying the revision, a different one
+	// The MetadataService of one of the instances carrying the revision, a different one
 	// at each attempt (one unreachable instance must not keep the revision out).
 	var carriers []*Instance
 	if a := s.apps[k.app]; a != nil {
 		for _, name := range slices.Sorted(maps.Keys(a.instances)) {
-			if in := a.instances[name]; in.err == nil && in.in.Revision == k.revision {
+			if in := a.instances[name]; in.err == nil && in.in.Revision == k.revision && in.in.MetadataService != nil {
 				carriers = append(carriers, in.in)
 			}
 		}
 	}
-	if len(carriers) == 0 {
-		return func(context.Context) (*MetadataInfo, error) {
-			return nil, errorf(ReasonMetadataFetch, "no instance carries the revision any more")
+	var local func(context.Context) (*MetadataInfo, error)
+	if len(carriers) > 0 {
+		in, fetch := carriers[(r.attempts-1)%len(carriers)], s.opts.Local
+		local = func(ctx context.Context) (*MetadataInfo, error) {
+			m, err := fetch(ctx, in)
+			if err != nil {
+				return nil, err
+			}
+			return m, m.validate(k.app, k.revision)
 		}
 	}
-	in := carriers[(r.attempts-1)%len(carriers)]
-	local := s.opts.Local
-	return func(ctx context.Context) (*MetadataInfo, error) {
-		m, err := local(ctx, in)
-		if err != nil {
-			return nil, err
+	if r.storage != StorageRemote {
+		if local == nil {
+			return func(context.Context) (*MetadataInfo, error) {
+				return nil, errorf(ReasonMetadataFetch, "no instance of the revision has a MetadataService")
+			}
 		}
-		return m, m.validate(k.app, k.revision)
+		return local
+	}
+	remote := s.opts.Remote
+	return func(ctx context.Context) (*MetadataInfo, error) {
+		var err error
+		if remote == nil {
+			err = errorf(ReasonMetadataFetch, "this registry has no metadata report")
+		} else {
+			var body []byte
+			if body, err = remote(ctx, k.app, k.revision); err != nil {
+				err = errorf(ReasonMetadataFetch, "remote metadata: %v", err)
+			} else {
+				var m *MetadataInfo
+				if m, err = ParseMetadataJSON(k.app, k.revision, body); err == nil {
+					return m, nil
+				}
+			}
+		}
+		// As Dubbo's consumers: when the metadata report fails, ask the instance.
+		if local != nil {
+			if m, lerr := local(ctx); lerr == nil {
+				return m, nil
+			}
+		}
+		return nil, err
 	}
 }
 
@@ -436,7 +459,7 @@ func (s *Source) done(r *revision, info *MetadataInfo, err error, took time.Dura
 		scope.Debugf("registry %s: application %s revision %s resolved (%d services, %s metadata, %v)",
 			s.opts.Source, r.key.app, short(r.key.revision), len(info.Services), r.storage, took)
 		if a := s.apps[r.key.app]; a != nil {
-			s.update(a, s.now())
+			s.update(a, s.now(), false)
 		}
 	} else {
 		r.err = err

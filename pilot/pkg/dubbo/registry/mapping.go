@@ -108,6 +108,10 @@ func workloadName(u *provider.URL) string {
 	if v := labelValue(u.Params["version"]); v != "" {
 		name += "-" + v
 	}
+	if u.Protocol != ProtocolDubbo {
+		// dubbo and Triple on one port (Dubbo's port unification) are two endpoints.
+		name += "-" + labelValue(u.Protocol)
+	}
 	return name
 }
 

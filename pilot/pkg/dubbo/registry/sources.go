@@ -68,7 +68,8 @@ func (s *source) stopGrace() {
 // node is one provider node as listed, decoded once.
 type node struct {
 	name string
-	url  *dubboprovider.URL
+	url  *dubboprovider.URL // nil when rejected
+	from *dubboprovider.URL // the URL a source handed over (SetURLs), rejected or not
 	spec endpointSpec
 	err  error
 }
@@ -219,11 +220,13 @@ func (c *Controller) SetURLs(src, iface string, urls map[string]*dubboprovider.U
 	old := st.nodes[src]
 	cur := make(map[string]*node, len(urls))
 	for name, u := range urls {
-		if o := old[name]; o != nil && o.url != nil && o.url.Equal(u) {
+		if o := old[name]; o != nil && o.from != nil && o.from.Equal(u) {
 			cur[name] = o
 			continue
 		}
-		cur[name] = c.nodeFromURL(s, iface, name, u)
+		n := c.nodeFromURL(s, iface, name, u)
+		n.from = u
+		cur[name] = n
 	}
 	c.replaceNodes(s, st, cur, observed)
 }

@@ -19,7 +19,6 @@ import (
 	"errors"
 	"path"
 	"reflect"
-	"slices"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -27,11 +26,12 @@ import (
 
 // The application level (Dubbo 3): /<ServicesRoot>/<app>/<ip:port> instance nodes, one
 // per protocol port of an instance, each a Curator ServiceInstance JSON body. Every
-// application has its own loop, like an interface: list its instances with a watch,
-// read the body of each instance not read yet with a data watch (Dubbo rewrites the
-// body when an instance's metadata revision changes), report, wait for any of the
-// watches, again. Bodies are re-read only when their own watch fires, so a busy
-// application costs one read per changed instance, not one per instance.
+// application has its own loop, like an interface: list its instances with a watch
+// (again only when that watch fires), read the body of each instance not read yet with
+// a data watch (Dubbo rewrites the body when an instance's metadata revision changes),
+// report, wait for any of the watches, again. A body is re-read only when its own watch
+// fires, so a busy application costs one read per changed instance, and no watch is
+// registered twice. A body that fails to read is retried with its own backoff.
 
 // AppSink receives the application level of a registry (appdiscovery.Source).
 type AppSink interface {
@@ -52,7 +52,7 @@ func (w *Watcher) SetAppSink(sink AppSink, source string) {
 // RemoteMetadata reads an application revision's metadata from the registry's metadata
 // report: the node /<Root>/<app>/<revision> (Dubbo 3's remote metadata storage).
 func (w *Watcher) RemoteMetadata(ctx context.Context, app, revision string) ([]byte, error) {
-	if _, _, ok := w.waitSessionCtx(ctx); !ok {
+	if _, _, ok := w.waitSession(ctx.Done()); !ok {
 		return nil, ctx.Err()
 	}
 	p := path.Join(w.cfg.Root, app, revision)
@@ -61,25 +61,6 @@ func (w *Watcher) RemoteMetadata(ctx context.Context, app, revision string) ([]b
 		return nil, errors.New(p + " does not exist")
 	}
 	return body, err
-}
-
-func (w *Watcher) waitSessionCtx(ctx context.Context) (int64, <-chan struct{}, bool) {
-	stop := make(chan struct{})
-	go func() {
-		select {
-		case <-ctx.Done():
-		case <-stop:
-			return
-		}
-		close(stop)
-	}()
-	id, changed, ok := w.waitSession(ctx.Done())
-	select {
-	case <-stop:
-	default:
-		close(stop)
-	}
-	return id, changed, ok
 }
 
 func (w *Watcher) watchApps(stop <-chan struct{}) {
@@ -140,10 +121,13 @@ func (w *Watcher) setApps(children []string, stop <-chan struct{}) {
 	w.maybeAppsListed()
 }
 
-// armed is an instance body read with a data watch that has not fired yet.
-type armed struct {
+// instanceNode is an instance body as last read, and the data watch armed by that read
+// (nil: the body must be read again).
+type instanceNode struct {
 	body  []byte
 	watch <-chan zk.Event
+	fails *listFailures // consecutive failed reads (backoff, warnings, dubboz)
+	next  time.Time     // no read before this after a failure
 }
 
 func (w *Watcher) watchApp(app, p string, appStop chan struct{}, stop <-chan struct{}) {
@@ -160,76 +144,138 @@ func (w *Watcher) watchApp(app, p string, appStop chan struct{}, stop <-chan str
 		}
 	}()
 	f := &listFailures{source: w.appSource, iface: p}
-	bodies := map[string]*armed{}
+	nodes := map[string]*instanceNode{}
+	var children []string
+	var childrenWatch <-chan zk.Event
+	relist := true
 	observed := time.Now()
+	defer func() {
+		for n, in := range nodes {
+			if in.fails != nil && in.fails.failures > 0 {
+				w.sink.ListError(w.appSource, path.Join(p, n), nil) // gone with its loop
+			}
+		}
+	}()
 	for {
-		children, exists, watch, ok := w.list(p, f, both)
-		if !ok {
-			return
+		if relist {
+			var exists, ok bool
+			children, exists, childrenWatch, ok = w.list(p, f, both)
+			if !ok {
+				return
+			}
+			if !exists {
+				children = nil
+			}
+			relist = false
+			listed := map[string]bool{}
+			for _, c := range children {
+				listed[c] = true
+				if nodes[c] == nil {
+					nodes[c] = &instanceNode{}
+				}
+			}
+			for c, in := range nodes {
+				if !listed[c] {
+					if in.fails != nil && in.fails.failures > 0 {
+						w.sink.ListError(w.appSource, path.Join(p, c), nil)
+					}
+					delete(nodes, c)
+				}
+			}
 		}
-		if !exists {
-			children = nil
-		}
-		cur := make(map[string]*armed, len(children))
-		var retry time.Duration // an instance that failed to read is read again after it
+		// Read the bodies that need it: new instances, changed ones, failed ones when due.
+		// A failed read keeps the body read before, if any: a connection hiccup never
+		// takes an instance out.
+		var retry time.Duration
+		now := time.Now()
 		for _, c := range children {
-			if a := bodies[c]; a != nil {
-				cur[c] = a
+			in := nodes[c]
+			if in == nil || in.watch != nil {
 				continue
 			}
-			body, _, dw, err := w.conn.GetW(path.Join(p, c))
+			if now.Before(in.next) {
+				retry = minPositive(retry, in.next.Sub(now))
+				continue
+			}
+			np := path.Join(p, c)
+			body, _, dw, err := w.conn.GetW(np)
 			switch {
 			case err == nil:
-				cur[c] = &armed{body: body, watch: dw}
+				in.body, in.watch = body, dw
+				if in.fails != nil {
+					w.listed(in.fails, np)
+				}
 			case errors.Is(err, zk.ErrNoNode):
 				// gone since the list: the children watch fires
 			case connectionError(err):
-				// the next list waits for the session and reads it again
+				retry = minPositive(retry, reconnectRetry)
 			default:
-				retry = w.failed(f, path.Join(p, c), err)
+				if in.fails == nil {
+					in.fails = &listFailures{source: w.appSource, iface: np}
+				}
+				d := w.failed(in.fails, np, err)
+				in.next = now.Add(d)
+				retry = minPositive(retry, d)
 			}
 		}
-		bodies = cur
-		if !w.deliverApp(app, appStop, bodies, observed) {
+		if !w.deliverApp(app, appStop, nodes, observed) {
 			return
 		}
 		w.maybeAppsListed()
-		// Wait for the children watch or any armed data watch.
+
+		// Wait for the children watch, a data watch, or a due retry.
 		cases := []reflect.SelectCase{
 			{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(both)},
-			{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(watch)},
+			{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(childrenWatch)},
 		}
-		names := slices.Sorted(func(yield func(string) bool) {
-			for n := range bodies {
-				if !yield(n) {
-					return
-				}
+		var names []string
+		for _, c := range children {
+			if in := nodes[c]; in != nil && in.watch != nil {
+				names = append(names, c)
+				cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(in.watch)})
 			}
-		})
-		for _, n := range names {
-			cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(bodies[n].watch)})
 		}
 		var timer *time.Timer
 		if retry > 0 {
 			timer = time.NewTimer(retry)
 			cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(timer.C)})
 		}
-		i, _, _ := reflect.Select(cases)
+		i, v, _ := reflect.Select(cases)
 		if timer != nil {
 			timer.Stop()
 		}
-		if i == 0 {
-			return
-		}
 		observed = time.Now()
-		if i >= 2 && i-2 < len(names) {
-			delete(bodies, names[i-2]) // its body changed (or it went): read it again
+		switch {
+		case i == 0:
+			return
+		case i == 1:
+			relist = true
+		case i-2 < len(names):
+			ev, _ := v.Interface().(zk.Event)
+			if ev.Type == zk.EventNotWatching {
+				// The session is gone: every watch fired; read everything again once there is
+				// a session (bodies kept meanwhile).
+				relist = true
+				for _, in := range nodes {
+					in.watch = nil
+				}
+				break
+			}
+			nodes[names[i-2]].watch = nil // changed (or deleted: the children watch fires too)
 		}
 	}
 }
 
-// deliverApp reports an application's instances unless its loop was retired.
-func (w *Watcher) deliverApp(app string, appStop chan struct{}, bodies map[string]*armed, observed time.Time) bool {
+func minPositive(a, b time.Duration) time.Duration {
+	if a <= 0 || b < a {
+		return b
+	}
+	return a
+}
+
+// deliverApp reports an application's instances (those with a body) unless its loop
+// was retired.
+func (w *Watcher) deliverApp(app string, appStop chan struct{}, nodes map[string]*instanceNode, observed time.Time) bool {
 	w.deliverMu.Lock()
 	defer w.deliverMu.Unlock()
 	w.mu.Lock()
@@ -237,9 +283,11 @@ func (w *Watcher) deliverApp(app string, appStop chan struct{}, bodies map[strin
 	delete(w.appPending, app)
 	w.mu.Unlock()
 	if live {
-		out := make(map[string][]byte, len(bodies))
-		for n, a := range bodies {
-			out[n] = a.body
+		out := make(map[string][]byte, len(nodes))
+		for n, in := range nodes {
+			if in.body != nil || in.watch != nil {
+				out[n] = in.body
+			}
 		}
 		w.apps.SetInstances(app, out, observed)
 	}

@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"istio.io/istio/pkg/config/host"
 	"istio.io/istio/pkg/config/protocol"
 
 	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/appdiscovery"
@@ -207,6 +208,19 @@ func TestApplicationLevelRemoteMetadata(t *testing.T) {
 	if n := e.fetches.get("rev2"); n != 1 {
 		t.Fatalf("revision rev2 fetched %d times, want once", n)
 	}
+
+	// The application's node goes: so do its services.
+	if err := admin.Conn.Delete("/services/greet", -1); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, func() error {
+		for _, h := range []string{greetHost, "com.example.farewell"} {
+			if e.ctl.GetService(host.Name(h)) != nil {
+				return fmt.Errorf("service %s still there after its application was deleted", h)
+			}
+		}
+		return nil
+	})
 }
 
 // A revision whose metadata is missing or garbage keeps its instances out (never
