@@ -19,7 +19,7 @@ dir=$cache/$key
 if [ ! -x "$dir/dubbo3" ]; then
   mkdir -p "$dir.tmp"
   start=$(date +%s)
-  echo "tools/dubbo3/build.sh: building dubbo3 (dubbo-go $(sed -n 's/^require dubbo.apache.org\/dubbo-go\/v3 \(v[^ ]*\).*/\1/p' go.mod); cold: ~1.5 min download + ~4-7 min build on 2 cores)" >&2
+  echo "tools/dubbo3/build.sh: building dubbo3 (dubbo-go $(sed -n 's/^require dubbo.apache.org\/dubbo-go\/v3 \(v[^ ]*\).*/\1/p' go.mod); cold: ~1.5 min download + ~5 min build on 2 cores, warm ~8 s)" >&2
   go mod download
   go build -trimpath -ldflags "-s -w" -o "$dir.tmp/dubbo3" .
   rm -rf "$dir" && mv "$dir.tmp" "$dir"

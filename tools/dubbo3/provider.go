@@ -79,7 +79,7 @@ func runProvider(args []string) error {
 	fs.Int64Var(&f.weight, "weight", 0, "service weight, the URL parameter weight (0: dubbo-go v3.3.2 then writes weight=0)")
 	fs.IntVar(&f.dubboPort, "dubbo-port", 20880, "dubbo protocol port (0 = do not export dubbo)")
 	fs.IntVar(&f.triPort, "tri-port", 50051, "triple protocol port (0 = do not export tri)")
-	fs.IntVar(&f.metaPort, "metadata-port", 20990, "MetadataService port (must differ from -dubbo-port)")
+	fs.IntVar(&f.metaPort, "metadata-port", 20990, "MetadataService port (must differ from -dubbo-port and -tri-port; served with -metadata local only)")
 	fs.StringVar(&f.ip, "ip", "127.0.0.1", "IP the protocols bind and register")
 	fs.StringVar(&f.prefix, "reply-prefix", "", "prefix of every answer (identifies the instance to a test)")
 	fs.StringVar(&f.logLevel, "log-level", "warn", "dubbo-go log level (debug, info, warn, error)")
@@ -169,7 +169,7 @@ func runProvider(args []string) error {
 			k, v, _ := strings.Cut(kv, "=")
 			svcOpts = append(svcOpts, server.WithParam(k, v))
 		}
-		h := &GreetService{prefix: f.prefix, app: f.app}
+		h := &GreetService{prefix: f.prefix, app: f.app, iface: iface}
 		if err := srv.RegisterService(h, svcOpts...); err != nil {
 			return fmt.Errorf("register %s: %v", iface, err)
 		}
@@ -185,7 +185,12 @@ func runProvider(args []string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), f.readyTimeout)
 	defer cancel()
 	var ports []string
-	for _, p := range []int{f.dubboPort, f.triPort, f.metaPort} {
+	// The MetadataService is exported only with local metadata.
+	metaPort := f.metaPort
+	if f.metadata != "local" {
+		metaPort = 0
+	}
+	for _, p := range []int{f.dubboPort, f.triPort, metaPort} {
 		if p != 0 {
 			ports = append(ports, net.JoinHostPort(f.ip, strconv.Itoa(p)))
 		}
@@ -203,7 +208,7 @@ func runProvider(args []string) error {
 		}
 	}
 	fmt.Fprintf(out, "READY app=%s ip=%s dubbo=%d tri=%d metadata=%d mode=%s storage=%s interfaces=%s pid=%d elapsed=%s\n",
-		f.app, f.ip, f.dubboPort, f.triPort, f.metaPort, f.mode, f.metadata, f.interfaces.String(), os.Getpid(),
+		f.app, f.ip, f.dubboPort, f.triPort, metaPort, f.mode, f.metadata, f.interfaces.String(), os.Getpid(),
 		time.Since(start).Round(time.Millisecond))
 	// SIGTERM: dubbo-go's own handler unregisters, waits, and calls os.Exit(0).
 	if err := <-errc; err != nil {
@@ -225,8 +230,13 @@ func dialAll(addrs []string) error {
 
 // GreetService is the exported non-IDL service (Hessian2 on dubbo and tri).
 type GreetService struct {
-	prefix, app string
+	prefix, app, iface string
 }
+
+// Reference names the service in dubbo-go's registries (common.GetReference): without it
+// every interface served by this Go type would be "GreetService", and the last one
+// registered would replace the others.
+func (g *GreetService) Reference() string { return g.iface }
 
 // SayHello answers "<prefix> hello <name> from <app>@<ip>:<port> via <protocol>" so that a
 // test knows which instance, port and protocol served the call.
