@@ -247,9 +247,16 @@ func TestRegistrationModes(t *testing.T) {
 					}
 					checkServices(t, storage+" metadata", m.Services, p, []string{greet, echo})
 					if mode == dubbo3.ModeService {
-						save(t, dir, "instance-"+storage+".json", indentJSON(t, insts[0].Raw))
+						// instance-<storage>.json: the node of the dubbo port;
+						// instance-<storage>-tri.json: the node of the tri port.
+						for _, in := range insts {
+							name := "instance-" + storage + ".json"
+							if in.Port == p.Port("tri") {
+								name = "instance-" + storage + "-tri.json"
+							}
+							save(t, dir, name, indentJSON(t, in.Raw))
+						}
 						if storage == dubbo3.MetadataLocal {
-							save(t, dir, "instance-"+storage+"-tri.json", indentJSON(t, insts[1].Raw))
 							b, _, _ := conn.Get("/dubbo/mapping/" + greet)
 							save(t, dir, "mapping.txt", b)
 						}

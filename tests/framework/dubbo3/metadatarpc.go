@@ -46,10 +46,10 @@ const (
 // MetadataInfoPOJO is org.apache.dubbo.metadata.MetadataInfo as dubbo-go v3.3.2 encodes it
 // (hessian field names: app, revision, tag, services).
 type MetadataInfoPOJO struct {
-	App      string                      `hessian:"app"`
-	Revision string                      `hessian:"revision"`
-	Tag      string                      `hessian:"tag"`
-	Services map[string]*ServiceInfoPOJO `hessian:"services"`
+	App      string                      `hessian:"app" json:"app"`
+	Revision string                      `hessian:"revision" json:"revision"`
+	Tag      string                      `hessian:"tag" json:"tag"`
+	Services map[string]*ServiceInfoPOJO `hessian:"services" json:"services"`
 }
 
 // JavaClassName is the Hessian2 class name.
@@ -58,13 +58,13 @@ func (*MetadataInfoPOJO) JavaClassName() string { return MetadataInfoClass }
 // ServiceInfoPOJO is org.apache.dubbo.metadata.MetadataInfo$ServiceInfo (hessian field
 // names: name, group, version, protocol, port, path, params).
 type ServiceInfoPOJO struct {
-	Name     string            `hessian:"name"`
-	Group    string            `hessian:"group"`
-	Version  string            `hessian:"version"`
-	Protocol string            `hessian:"protocol"`
-	Port     int64             `hessian:"port"` // dubbo-go encodes its Go int as a Hessian long
-	Path     string            `hessian:"path"`
-	Params   map[string]string `hessian:"params"`
+	Name     string            `hessian:"name" json:"name"`
+	Group    string            `hessian:"group" json:"group"`
+	Version  string            `hessian:"version" json:"version"`
+	Protocol string            `hessian:"protocol" json:"protocol"`
+	Port     int64             `hessian:"port" json:"port"` // dubbo-go encodes its Go int as a Hessian long
+	Path     string            `hessian:"path" json:"path"`
+	Params   map[string]string `hessian:"params" json:"params"`
 }
 
 // JavaClassName is the Hessian2 class name.
