@@ -23,6 +23,8 @@
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"syscall"
@@ -49,6 +51,9 @@ func main() {
 		err = runConsumer(os.Args[2:])
 	default:
 		usage()
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "dubbo3 %s: %v\n", os.Args[1], err)

@@ -551,3 +551,22 @@ func checkProviderURLs(t *testing.T, urls []*url.URL, p *dubbo3.Provider, iface 
 	}
 	t.Logf("interface-level %s: %v", iface, urls)
 }
+
+// TestCallErrors: the consumer fails with a clear message and a non-zero exit when nothing
+// answers, over both protocols.
+func TestCallErrors(t *testing.T) {
+	addr := "127.0.0.1:" + strconv.Itoa(dubbo3.FreePort(t))
+	for _, proto := range []string{"dubbo", "tri"} {
+		start := time.Now()
+		got, err := dubbo3.Call(context.Background(), dubbo3.CallOptions{
+			URL: dubbo3.DirectURL(proto, addr, greet, "", ""), Timeout: time.Second,
+		})
+		t.Logf("%s to a closed port: %v after %v", proto, err, time.Since(start).Round(time.Millisecond))
+		if err == nil || got != "" {
+			t.Fatalf("%s to a closed port: answer %q, err %v: want an error and no answer", proto, got, err)
+		}
+		if !strings.Contains(err.Error(), "dubbo3 consumer:") {
+			t.Errorf("%s: error %q lacks the consumer's message", proto, err)
+		}
+	}
+}
