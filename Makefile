@@ -46,7 +46,7 @@ TEST_FLAGS ?=
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: image all prepare build upstream-bin kube-bins tools test test-unit test-upstream test-e2e test-kube patches-check demo demo-deps deps bench clean
+.PHONY: image all prepare build upstream-bin kube-bins dubbo3-bin tools test test-unit test-upstream test-e2e test-kube patches-check demo demo-deps deps bench clean
 
 all: build
 
@@ -70,6 +70,13 @@ upstream-bin: prepare
 kube-bins:
 	tools/kube/build.sh >/dev/null
 
+# The real Dubbo 3 provider and consumer (dubbo-go v3, its own module tools/dubbo3),
+# built from the Go module proxy and cached under ~/.cache/dubbo-istiod/dubbo3
+# (tools/dubbo3/build.sh); linked as out/dubbo3/bin/dubbo3.
+DUBBO3_BIN := out/dubbo3/bin/dubbo3
+dubbo3-bin:
+	tools/dubbo3/build.sh >/dev/null
+
 patches-check:
 	tools/patches.sh check
 
@@ -89,8 +96,8 @@ test-upstream: prepare
 
 # The test process (ADS clients, the ZooKeeper and process harnesses) runs under the race
 # detector; pilot-discovery is the release build.
-test-e2e: build tools image
-	PILOT_DISCOVERY_BIN=$(CURDIR)/$(BIN) $(GO_TEST_RACE) $(TEST_FLAGS) -count=1 ./tests/e2e/... ./tests/install/...
+test-e2e: build tools image dubbo3-bin
+	PILOT_DISCOVERY_BIN=$(CURDIR)/$(BIN) DUBBO3_BIN=$(CURDIR)/$(DUBBO3_BIN) $(GO_TEST_RACE) $(TEST_FLAGS) -count=1 ./tests/e2e/... ./tests/install/...
 
 # dubbo-istiod as istiod runs in a cluster: a real kube-apiserver and etcd on loopback
 # (tests/framework/kube), stock upstream pilot-discovery of the same pin for parity.
