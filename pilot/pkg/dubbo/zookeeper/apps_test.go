@@ -18,6 +18,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -29,6 +30,7 @@ import (
 	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/appdiscovery"
 	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/registry"
 	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/zookeeper"
+	"github.com/dubbo-istiod/dubbo-istiod/pkg/dubbowire"
 	zkt "github.com/dubbo-istiod/dubbo-istiod/tests/framework/zk"
 )
 
@@ -376,4 +378,49 @@ func TestTripleProvidersGetTheirOwnPort(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// Local metadata: the MetadataService of a revision is unreachable; its instances stay
+// out and the revision is reported, until the MetadataService answers.
+func TestApplicationLevelMetadataServiceUnreachable(t *testing.T) {
+	zs := zkt.Start(t)
+	admin := zkt.Connect(t, zs.Addr, 10*time.Second)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	l.Close() // nothing answers there yet
+	body := strings.Replace(string(instance("local", "127.0.0.1", 20880, "r1", "local", bothPorts)), `\"port\":\"20990\"`, `\"port\":\"`+port+`\"`, 1)
+	admin.Put(t, "/services/local/127.0.0.1:20880", []byte(body), true)
+
+	e := newAppEnv(t, zkAddr(zs, "name=zk1"), appdiscovery.Options{Timeout: time.Second})
+	e.waitSynced(t)
+	eventually(t, func() error {
+		for _, r := range e.src.Debug().Revisions {
+			if r.App == "local" && !r.Resolved && strings.HasPrefix(r.Error, "metadata_unreachable") && r.Attempts >= 2 {
+				return nil
+			}
+		}
+		return fmt.Errorf("revision local/r1 not reported unreachable: %+v", e.src.Debug().Revisions)
+	})
+	if e.ctl.GetService(greetHost) != nil {
+		t.Fatalf("an instance whose metadata is unknown was served")
+	}
+	// The MetadataService comes up (a Dubbo endpoint answering getMetadataInfo).
+	var m appdiscovery.MetadataInfo
+	if err := json.Unmarshal(metadata("local", "r1", greetIface), &m); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := dubbowire.Listen("127.0.0.1:"+port, func(c dubbowire.Call) (any, error) {
+		if c.Method != "getMetadataInfo" || c.Attachments["group"] != "local" {
+			return nil, fmt.Errorf("unexpected call %+v", c)
+		}
+		return &m, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	eventually(t, wantAddrs(e.rec, greetHost, "127.0.0.1:20880", "127.0.0.1:50051"))
 }
