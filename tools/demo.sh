@@ -45,6 +45,7 @@ GRPC=15010; port_busy $GRPC && GRPC=$(free_port)
 HTTP=8080; port_busy $HTTP && HTTP=$(free_port)
 MON=15014; port_busy $MON && MON=$(free_port)
 V1_ADMIN=$(free_port)
+G_DUBBO=$(free_port); G_TRI=$(free_port); G_META=$(free_port)
 for p in 20880 20890; do
   if port_busy $p; then echo "demo: port $p is in use; the demo providers need it" >&2; exit 1; fi
 done
@@ -103,7 +104,53 @@ for i in v["interfaces"]:
         print("      %s:%d  weight %d  version=%s  workload=%s" % (e["address"], e["port"], e["weight"], e["labels"].get("version"), e["workload"]))
 PY
 
-bold "6. Live changes, watched by a MOSN sidecar (tools/dubbo-xds --watch)"
+bold "6. A Dubbo 3 app: dubbo-go v3.3.2 (tools/dubbo3), application-level registration (its default), dubbo and Triple"
+"$ROOT/out/dubbo3/bin/dubbo3" provider -zk 127.0.0.1:$ZK_PORT -app greet-dubbo3 -mode service -metadata local \
+  -interface com.example.GreetService -version 1.0.0 -dubbo-port $G_DUBBO -tri-port $G_TRI -metadata-port $G_META \
+  -ip 127.0.0.1 >"$LOGS/dubbo3-provider.log" 2>"$LOGS/dubbo3-provider.err" &
+record $!
+wait_for "the Dubbo 3 provider" 60 grep -q READY "$LOGS/dubbo3-provider.log"
+echo "  it registered at application level only (/services/greet-dubbo3/<ip:port>, no /dubbo/<interface>/providers)"
+wait_for "com.example.GreetService in dubbo-istiod" 30 bash -c "curl -sf http://127.0.0.1:$MON/debug/dubboz | grep -q '\"com.example.GreetService\"'"
+curl -s "http://127.0.0.1:$MON/debug/dubboz" >"$WORK/dubboz.json"
+python3 - "$WORK/dubboz.json" <<'PY'
+import json, sys
+v = json.load(open(sys.argv[1]))
+for a in v.get("applications", []):
+    for app in a["applications"]:
+        print("  registry %s: application %s, %d instance nodes, interfaces %s" % (a["registry"], app["name"], app["instances"], ", ".join(app["interfaces"])))
+    for r in a["revisions"]:
+        print("      revision %s... (%s metadata): %s after %d fetch(es)" % (r["revision"][:16], r["storage"], "resolved" if r["resolved"] else "NOT resolved: " + r.get("error", ""), r["attempts"]))
+for i in v["interfaces"]:
+    if i["interface"] == "com.example.GreetService":
+        print("  %s -> service %s" % (i["interface"], i["hostname"]))
+        for e in i["instances"]:
+            print("      %s:%d  workload=%s" % (e["address"], e["port"], e["workload"]))
+PY
+echo "  real Dubbo 3 calls (tools/dubbo3 consumer) to every endpoint a MOSN sidecar is given, on its protocol:"
+"$BIN/dubbo-xds" --istiod 127.0.0.1:$GRPC --kind mosn --json >"$WORK/mosn.json"
+python3 - "$WORK/mosn.json" <<'PY' >"$WORK/greet-endpoints"
+import json, sys
+text, dec, i = open(sys.argv[1]).read(), json.JSONDecoder(), 0
+while True:
+    while i < len(text) and text[i].isspace(): i += 1
+    if i >= len(text): break
+    obj, i = dec.raw_decode(text, i)
+    name = obj.get("cluster_name", "")
+    proto = {"outbound|20880||com.example.greetservice": "dubbo", "outbound|50051||com.example.greetservice": "tri"}.get(name)
+    for le in obj.get("endpoints", []) if proto else []:
+        for ep in le.get("lb_endpoints", []):
+            sa = ep["endpoint"]["address"]["socket_address"]
+            print(proto, "%s:%d" % (sa["address"], sa["port_value"]), name)
+PY
+[ -s "$WORK/greet-endpoints" ] || { echo "demo: the MOSN sidecar got no endpoints for com.example.greetservice" >&2; exit 1; }
+while read -r proto addr cluster; do
+  answer=$("$ROOT/out/dubbo3/bin/dubbo3" consumer -url "$proto://$addr/com.example.GreetService?version=1.0.0" -interface com.example.GreetService -version 1.0.0 -arg mesh 2>>"$LOGS/dubbo3-consumer.err") \
+    || { echo "demo: the $proto call to $addr failed; see $LOGS/dubbo3-consumer.err" >&2; exit 1; }
+  printf '  %-44s %-5s %-22s -> %s\n' "$cluster" "$proto" "$addr" "$answer"
+done <"$WORK/greet-endpoints"
+
+bold "7. Live changes, watched by a MOSN sidecar (tools/dubbo-xds --watch)"
 "$BIN/dubbo-xds" --istiod 127.0.0.1:$GRPC --kind mosn --watch >"$LOGS/watch.log" 2>&1 &
 record $!
 wait_for "the watching sidecar" 30 grep -q "CLUSTERS AND ENDPOINTS" "$LOGS/watch.log"

@@ -62,9 +62,22 @@ func TestDemoShowsAChangingPicture(t *testing.T) {
 		"127.0.0.1:20890 (weight 43)", // after v1's weight went to 300: 300:100 -> 128:43
 		"(no endpoints)",              // after v2 stopped
 		"demo: stopped everything it started",
+		"application greet-dubbo3, 2 instance nodes, interfaces com.example.GreetService",
 	} {
 		if !bytes.Contains(out, []byte(want)) {
 			t.Errorf("demo output lacks %q", want)
+		}
+	}
+	// The Dubbo 3 app answers real calls on both protocols, at the endpoints MOSN is given.
+	for _, re := range []string{
+		`outbound\|20880\|\|com\.example\.greetservice\s+dubbo\s+127\.0\.0\.1:(\d+)\s+-> hello mesh from greet-dubbo3@127\.0\.0\.1:(\d+) via dubbo`,
+		`outbound\|50051\|\|com\.example\.greetservice\s+tri\s+127\.0\.0\.1:(\d+)\s+-> hello mesh from greet-dubbo3@127\.0\.0\.1:(\d+) via tri`,
+	} {
+		m := regexp.MustCompile(re).FindSubmatch(out)
+		if m == nil {
+			t.Errorf("demo output lacks a line matching %s", re)
+		} else if string(m[1]) != string(m[2]) {
+			t.Errorf("the call to port %s was answered on port %s", m[1], m[2])
 		}
 	}
 	if t.Failed() {

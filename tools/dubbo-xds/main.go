@@ -40,8 +40,10 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
-	// Types that appear inside upstream's resources, for --json.
+	// Types that appear inside upstream's resources, for --json: every Envoy extension
+	// istiod may emit (upstream's own list), e.g. grpc_stats on a Triple (gRPC) port.
 	_ "github.com/cncf/xds/go/udpa/type/v1"
+	_ "istio.io/istio/pkg/config/xds"
 
 	"github.com/dubbo-istiod/dubbo-istiod/pkg/adsclient"
 	"github.com/dubbo-istiod/dubbo-istiod/pkg/dubbowire"
