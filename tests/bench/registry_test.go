@@ -139,6 +139,11 @@ func BenchmarkRegistryIngest(b *testing.B) {
 // ingest starts istiod and returns seconds until it is ready with `want` endpoints
 // known (/debug/endpointz), and its RSS then.
 func ingest(b *testing.B, want int, o pilot.Options) (float64, float64) {
+	return ingestWith(b, want, o, nil)
+}
+
+// ingestWith is ingest, calling after (when set) once istiod is complete, before it stops.
+func ingestWith(b *testing.B, want int, o pilot.Options, after func(*pilot.Instance)) (float64, float64) {
 	o.Env = append(o.Env, "PILOT_DEBOUNCE_AFTER=100ms", "PILOT_DEBOUNCE_MAX=10s")
 	start := time.Now()
 	p := pilot.Start(b, o)
@@ -154,6 +159,9 @@ func ingest(b *testing.B, want int, o pilot.Options) (float64, float64) {
 		}
 		time.Sleep(time.Second)
 		ready = time.Since(start).Seconds()
+	}
+	if after != nil {
+		after(p)
 	}
 	p.Stop()
 	return ready, rss

@@ -211,6 +211,22 @@ func main() {
 		fmt.Sprintf("ingest of 100,000 providers under 10 s and 1.5 GiB (%.2f s, %.0f MiB)", p.val(in, "s-to-ready"), p.val(in, "MiB-rss")),
 		"see the log of the run.")
 
+	// 3b. Application-level ingest (Dubbo 3).
+	al, il := "BenchmarkAppLevelIngest/application", "BenchmarkAppLevelIngest/interface"
+	if p.val(al, "providers") > 0 {
+		p.printf("\n### Dubbo 3 application-level ingest\n\n")
+		p.printf("%.0f providers: 1,000 applications x 10 instances x 5 interfaces. **Application level**: what dubbo-go v3.3.2 writes "+
+			"with `registry-type=service` and remote metadata (one instance node per instance, one metadata node per application "+
+			"revision); dubbo-istiod resolves each revision's metadata once. **Interface level**: the same providers as "+
+			"`/dubbo/<interface>/providers` nodes. Same measure as above.\n\n", p.val(al, "providers"))
+		p.printf("| level | time to ready | RSS | ZooKeeper requests | metadata fetches |\n|---|---|---|---|---|\n")
+		p.printf("| application | %.2f s | %.0f MiB | %.0f | %.0f |\n", p.val(al, "s-to-ready"), p.val(al, "MiB-rss"), p.val(al, "zk-requests"), p.val(al, "metadata-fetches"))
+		p.printf("| interface | %.2f s | %.0f MiB | %.0f | n/a |\n", p.val(il, "s-to-ready"), p.val(il, "MiB-rss"), p.val(il, "zk-requests"))
+		p.target(p.val(al, "metadata-fetches") <= 1000,
+			fmt.Sprintf("one metadata fetch per (application, revision): %.0f for 1,000 revisions", p.val(al, "metadata-fetches")),
+			"see the log of the run.")
+	}
+
 	// 4. Churn.
 	p.printf("\n## 4. Provider churn: 100 changes per second for a minute\n\n")
 	p.printf("10 services, a provider added or removed every 10 ms. **Ours**: providers in ZooKeeper, dubbo-istiod's registry, a MOSN " +
