@@ -88,14 +88,7 @@ func seedApps(b *testing.B, c *zkt.Client, apps, instances, ifaces int) {
 	b.Helper()
 	acl := zk.WorldACL(zk.PermAll)
 	var ops []any
-	flush := func() {
-		if len(ops) > 0 {
-			if _, err := c.Conn.Multi(ops...); err != nil {
-				b.Fatalf("seed: %v", err)
-			}
-			ops = ops[:0]
-		}
-	}
+	flush := func() { ops = multi(b, c, ops) }
 	for _, p := range []string{"/dubbo", "/services"} {
 		ops = append(ops, &zk.CreateRequest{Path: p, Acl: acl})
 	}
@@ -133,14 +126,7 @@ func seedAppsAsInterfaces(b *testing.B, c *zkt.Client, apps, instances, ifaces i
 	b.Helper()
 	acl := zk.WorldACL(zk.PermAll)
 	var ops []any
-	flush := func() {
-		if len(ops) > 0 {
-			if _, err := c.Conn.Multi(ops...); err != nil {
-				b.Fatalf("seed: %v", err)
-			}
-			ops = ops[:0]
-		}
-	}
+	flush := func() { ops = multi(b, c, ops) }
 	ops = append(ops, &zk.CreateRequest{Path: "/dubbo", Acl: acl})
 	flush()
 	for a := 0; a < apps; a++ {
@@ -158,6 +144,17 @@ func seedAppsAsInterfaces(b *testing.B, c *zkt.Client, apps, instances, ifaces i
 		}
 	}
 	flush()
+}
+
+// multi applies ops in one ZooKeeper transaction and returns ops emptied.
+func multi(b *testing.B, c *zkt.Client, ops []any) []any {
+	b.Helper()
+	if len(ops) > 0 {
+		if _, err := c.Conn.Multi(ops...); err != nil {
+			b.Fatalf("seed: %v", err)
+		}
+	}
+	return ops[:0]
 }
 
 // metricSum adds the values of every /metrics line matching re (one capture: the value).

@@ -38,6 +38,8 @@ import (
 	"net"
 	"strconv"
 	"strings"
+
+	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/provider"
 )
 
 // Metadata keys of a Dubbo 3 service instance.
@@ -58,8 +60,13 @@ const (
 	MaxInstanceBody = 64 << 10
 )
 
-// Reason classifies a rejected instance or revision: the "reason" label of metrics.
-type Reason string
+// Reason classifies a rejected instance or revision: the "reason" label of metrics. An
+// Error is a rejected instance or an unresolvable revision. Both are the provider URL
+// decoder's types, with reasons of their own.
+type (
+	Reason = provider.Reason
+	Error  = provider.Error
+)
 
 const (
 	ReasonInstanceJSON    Reason = "bad_instance"
@@ -70,14 +77,6 @@ const (
 	ReasonMetadataBody    Reason = "bad_metadata"
 	ReasonMetadataService Reason = "bad_metadata_service"
 )
-
-// Error is a rejected instance or an unresolvable revision.
-type Error struct {
-	Reason Reason
-	Msg    string
-}
-
-func (e *Error) Error() string { return string(e.Reason) + ": " + e.Msg }
 
 func errorf(r Reason, format string, args ...any) *Error {
 	return &Error{Reason: r, Msg: fmt.Sprintf(format, args...)}

@@ -131,18 +131,8 @@ type instanceNode struct {
 }
 
 func (w *Watcher) watchApp(app, p string, appStop chan struct{}, stop <-chan struct{}) {
-	both, done := make(chan struct{}), make(chan struct{})
-	defer close(done)
-	w.loops.Add(1)
-	go func() {
-		defer w.loops.Done()
-		defer close(both)
-		select {
-		case <-appStop:
-		case <-stop:
-		case <-done:
-		}
-	}()
+	both, done := w.either(appStop, stop)
+	defer done()
 	f := &listFailures{source: w.appSource, iface: p}
 	nodes := map[string]*instanceNode{}
 	var children []string

@@ -498,18 +498,8 @@ func (w *Watcher) setInterfaces(children []string, stop <-chan struct{}) {
 func (w *Watcher) watchInterface(iface, p string, ifStop chan struct{}, stop <-chan struct{}) {
 	// both closes when the interface is retired or the watcher stops; its helper ends
 	// with this loop (done), whichever comes first.
-	both, done := make(chan struct{}), make(chan struct{})
-	defer close(done)
-	w.loops.Add(1)
-	go func() {
-		defer w.loops.Done()
-		defer close(both)
-		select {
-		case <-ifStop:
-		case <-stop:
-		case <-done:
-		}
-	}()
+	both, done := w.either(ifStop, stop)
+	defer done()
 	f := &listFailures{iface: iface}
 	observed := time.Now()
 	for {
@@ -528,6 +518,23 @@ func (w *Watcher) watchInterface(iface, p string, ifStop chan struct{}, stop <-c
 			return
 		}
 	}
+}
+
+// either returns a channel closed when a or b closes; call done when the loop using it
+// ends (its helper goroutine ends then, whichever comes first).
+func (w *Watcher) either(a chan struct{}, b <-chan struct{}) (<-chan struct{}, func()) {
+	both, done := make(chan struct{}), make(chan struct{})
+	w.loops.Add(1)
+	go func() {
+		defer w.loops.Done()
+		defer close(both)
+		select {
+		case <-a:
+		case <-b:
+		case <-done:
+		}
+	}()
+	return both, func() { close(done) }
 }
 
 // deliver reports an interface's providers unless its loop was retired.
