@@ -41,9 +41,46 @@ func percent(f *xdstype.FractionalPercent) float64 {
 	return n
 }
 
-// Rule renders a Dubbo route rule: "<interface> <conditions> -> <where>".
+// tripleRule reads a Triple (HTTP) rule of a Dubbo route: its interface, from the path
+// /<interface>/..., and its path condition beyond that ("" for the whole interface).
+// ok=false for a Dubbo (RPC, path-less) rule.
+func tripleRule(m *route.RouteMatch) (iface, cond string, ok bool) {
+	split := func(p string) (string, string) {
+		rest := strings.TrimPrefix(p, "/")
+		i := strings.IndexByte(rest, '/')
+		if i < 0 {
+			return "?", p
+		}
+		return rest[:i], rest[i+1:]
+	}
+	switch {
+	case m.GetPath() != "":
+		iface, method := split(m.GetPath())
+		return iface, "method=" + method, true
+	case m.GetPrefix() != "":
+		iface, rest := split(m.GetPrefix())
+		if rest != "" {
+			return iface, "method^=" + rest, true
+		}
+		return iface, "", true
+	case m.GetSafeRegex() != nil:
+		re := m.GetSafeRegex().GetRegex()
+		iface, _ := split(strings.ReplaceAll(strings.TrimPrefix(re, "^"), `\.`, "."))
+		return strings.ReplaceAll(iface, `\$`, "$"), "path~" + re, true
+	}
+	return "", "", false
+}
+
+// Rule renders a Dubbo route rule: "<interface> <conditions> -> <where>"; Triple rules
+// (matched on the path /<interface>/<method>) as "tri:<interface> ...".
 func Rule(r *route.Route) string {
 	svc, conds := "*", []string{}
+	if iface, cond, ok := tripleRule(r.GetMatch()); ok {
+		svc = "tri:" + iface
+		if cond != "" {
+			conds = append(conds, cond)
+		}
+	}
 	for _, h := range r.GetMatch().GetHeaders() {
 		v := h.GetExactMatch()
 		op := "="
@@ -209,7 +246,7 @@ func DubboEndpoints(s conformance.Snapshot) []Endpoint {
 		}
 		for _, vh := range rc.VirtualHosts {
 			for _, r := range vh.Routes {
-				svc := ""
+				svc, _, _ := tripleRule(r.GetMatch())
 				for _, h := range r.GetMatch().GetHeaders() {
 					if h.Name == "service" {
 						svc = h.GetExactMatch()

@@ -20,8 +20,32 @@ import (
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	matcher "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	xdstype "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 )
+
+// TestRuleTriple: Triple rules (path /<interface>/<method>) are shown with their
+// interface and method, not as "* (any call)".
+func TestRuleTriple(t *testing.T) {
+	to := &route.Route_Route{Route: &route.RouteAction{ClusterSpecifier: &route.RouteAction_Cluster{Cluster: "outbound|50051|v1|a"}}}
+	ver := []*route.HeaderMatcher{{Name: "tri-service-version", HeaderMatchSpecifier: &route.HeaderMatcher_ExactMatch{ExactMatch: "2.0.0"}}}
+	for _, tc := range []struct {
+		m    *route.RouteMatch
+		want string
+	}{
+		{&route.RouteMatch{PathSpecifier: &route.RouteMatch_Path{Path: "/com.a.B/sayHello"}}, "tri:com.a.B  method=sayHello  ->  outbound|50051|v1|a"},
+		{&route.RouteMatch{PathSpecifier: &route.RouteMatch_Prefix{Prefix: "/com.a.B/"}, Headers: ver}, "tri:com.a.B  tri-service-version=2.0.0  ->  outbound|50051|v1|a"},
+		{&route.RouteMatch{PathSpecifier: &route.RouteMatch_Prefix{Prefix: "/com.a.B/"}}, "tri:com.a.B  (any call)  ->  outbound|50051|v1|a"},
+		{&route.RouteMatch{PathSpecifier: &route.RouteMatch_SafeRegex{SafeRegex: &matcher.RegexMatcher{Regex: `^/com\.a\.B/(?:a|b)$`}}},
+			`tri:com.a.B  path~^/com\.a\.B/(?:a|b)$  ->  outbound|50051|v1|a`},
+		{&route.RouteMatch{PathSpecifier: &route.RouteMatch_Prefix{Prefix: ""}, Headers: []*route.HeaderMatcher{
+			{Name: "service", HeaderMatchSpecifier: &route.HeaderMatcher_ExactMatch{ExactMatch: "com.a.B"}}}}, "com.a.B  (any call)  ->  outbound|50051|v1|a"},
+	} {
+		if got := Rule(&route.Route{Match: tc.m, Action: to}); got != tc.want {
+			t.Errorf("%v: %q, want %q", tc.m, got, tc.want)
+		}
+	}
+}
 
 // TestRuleMirrorPercent: the mirror share is rendered as a percentage whatever the
 // denominator (istiod sends MILLION: 25% is 250000).
