@@ -234,22 +234,29 @@ func Summary(w io.Writer, s conformance.Snapshot) {
 // Endpoint is a published Dubbo endpoint with the interface its cluster serves.
 type Endpoint struct {
 	Cluster, Interface, Addr string
+	Triple                   bool // a Triple (gRPC over HTTP/2) endpoint, not a Dubbo one
 }
 
 // DubboEndpoints lists the endpoints of the clusters the Dubbo routes use, with the
-// interface each cluster serves (from the rules' service condition).
+// interface each cluster serves (from the rules' service condition, or a Triple rule's
+// path).
 func DubboEndpoints(s conformance.Snapshot) []Endpoint {
-	iface := map[string]string{}
+	type served struct {
+		iface  string
+		triple bool
+	}
+	iface := map[string]served{}
 	for _, rc := range s.Routes {
 		if !strings.HasPrefix(rc.Name, "dubbo-") {
 			continue
 		}
 		for _, vh := range rc.VirtualHosts {
 			for _, r := range vh.Routes {
-				svc, _, _ := tripleRule(r.GetMatch())
+				var svc served
+				svc.iface, _, svc.triple = tripleRule(r.GetMatch())
 				for _, h := range r.GetMatch().GetHeaders() {
 					if h.Name == "service" {
-						svc = h.GetExactMatch()
+						svc.iface = h.GetExactMatch()
 					}
 				}
 				if c := r.GetRoute().GetCluster(); c != "" {
@@ -270,7 +277,7 @@ func DubboEndpoints(s conformance.Snapshot) []Endpoint {
 		for _, le := range la.Endpoints {
 			for _, ep := range le.LbEndpoints {
 				sa := ep.GetEndpoint().GetAddress().GetSocketAddress()
-				out = append(out, Endpoint{la.ClusterName, i, fmt.Sprintf("%s:%d", sa.GetAddress(), sa.GetPortValue())})
+				out = append(out, Endpoint{la.ClusterName, i.iface, fmt.Sprintf("%s:%d", sa.GetAddress(), sa.GetPortValue()), i.triple})
 			}
 		}
 	}
