@@ -41,9 +41,46 @@ func percent(f *xdstype.FractionalPercent) float64 {
 	return n
 }
 
-// Rule renders a Dubbo route rule: "<interface> <conditions> -> <where>".
+// tripleRule reads a Triple (HTTP) rule of a Dubbo route: its interface, from the path
+// /<interface>/..., and its path condition beyond that ("" for the whole interface).
+// ok=false for a Dubbo (RPC, path-less) rule.
+func tripleRule(m *route.RouteMatch) (iface, cond string, ok bool) {
+	split := func(p string) (string, string) {
+		rest := strings.TrimPrefix(p, "/")
+		i := strings.IndexByte(rest, '/')
+		if i < 0 {
+			return "?", p
+		}
+		return rest[:i], rest[i+1:]
+	}
+	switch {
+	case m.GetPath() != "":
+		iface, method := split(m.GetPath())
+		return iface, "method=" + method, true
+	case m.GetPrefix() != "":
+		iface, rest := split(m.GetPrefix())
+		if rest != "" {
+			return iface, "method^=" + rest, true
+		}
+		return iface, "", true
+	case m.GetSafeRegex() != nil:
+		re := m.GetSafeRegex().GetRegex()
+		iface, _ := split(strings.ReplaceAll(strings.TrimPrefix(re, "^"), `\.`, "."))
+		return strings.ReplaceAll(iface, `\$`, "$"), "path~" + re, true
+	}
+	return "", "", false
+}
+
+// Rule renders a Dubbo route rule: "<interface> <conditions> -> <where>"; Triple rules
+// (matched on the path /<interface>/<method>) as "tri:<interface> ...".
 func Rule(r *route.Route) string {
 	svc, conds := "*", []string{}
+	if iface, cond, ok := tripleRule(r.GetMatch()); ok {
+		svc = "tri:" + iface
+		if cond != "" {
+			conds = append(conds, cond)
+		}
+	}
 	for _, h := range r.GetMatch().GetHeaders() {
 		v := h.GetExactMatch()
 		op := "="
@@ -197,22 +234,29 @@ func Summary(w io.Writer, s conformance.Snapshot) {
 // Endpoint is a published Dubbo endpoint with the interface its cluster serves.
 type Endpoint struct {
 	Cluster, Interface, Addr string
+	Triple                   bool // a Triple (gRPC over HTTP/2) endpoint, not a Dubbo one
 }
 
 // DubboEndpoints lists the endpoints of the clusters the Dubbo routes use, with the
-// interface each cluster serves (from the rules' service condition).
+// interface each cluster serves (from the rules' service condition, or a Triple rule's
+// path).
 func DubboEndpoints(s conformance.Snapshot) []Endpoint {
-	iface := map[string]string{}
+	type served struct {
+		iface  string
+		triple bool
+	}
+	iface := map[string]served{}
 	for _, rc := range s.Routes {
 		if !strings.HasPrefix(rc.Name, "dubbo-") {
 			continue
 		}
 		for _, vh := range rc.VirtualHosts {
 			for _, r := range vh.Routes {
-				svc := ""
+				var svc served
+				svc.iface, _, svc.triple = tripleRule(r.GetMatch())
 				for _, h := range r.GetMatch().GetHeaders() {
 					if h.Name == "service" {
-						svc = h.GetExactMatch()
+						svc.iface = h.GetExactMatch()
 					}
 				}
 				if c := r.GetRoute().GetCluster(); c != "" {
@@ -233,7 +277,7 @@ func DubboEndpoints(s conformance.Snapshot) []Endpoint {
 		for _, le := range la.Endpoints {
 			for _, ep := range le.LbEndpoints {
 				sa := ep.GetEndpoint().GetAddress().GetSocketAddress()
-				out = append(out, Endpoint{la.ClusterName, i, fmt.Sprintf("%s:%d", sa.GetAddress(), sa.GetPortValue())})
+				out = append(out, Endpoint{la.ClusterName, i.iface, fmt.Sprintf("%s:%d", sa.GetAddress(), sa.GetPortValue()), i.triple})
 			}
 		}
 	}

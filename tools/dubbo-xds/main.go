@@ -230,7 +230,7 @@ func fail(format string, args ...any) {
 func callEndpoints(s conformance.Snapshot, method string) {
 	fmt.Printf("REAL DUBBO CALLS (%s) to every endpoint istiod published\n", method)
 	for _, ep := range xdsview.DubboEndpoints(s) {
-		if !strings.Contains(ep.Cluster, "||") { // main clusters only; subsets repeat them
+		if !strings.Contains(ep.Cluster, "||") || ep.Triple { // main clusters only (subsets repeat them); Dubbo ones
 			continue
 		}
 		got, err := dubbowire.Invoke(ep.Addr, dubbowire.Call{Service: ep.Interface, Method: method, Args: []any{"dubbo-istiod"}}, 3*time.Second)

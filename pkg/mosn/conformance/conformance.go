@@ -19,6 +19,7 @@ package conformance
 
 import (
 	"fmt"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -29,6 +30,7 @@ import (
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcp "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 
 	"istio.io/istio/pkg/wellknown"
 )
@@ -43,6 +45,7 @@ type Snapshot struct {
 
 const (
 	hcmType        = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+	httpOptions    = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 	tcpType        = "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
 	minW, maxW     = 1, 128
 	istioTLSMode   = "tlsMode"
@@ -107,7 +110,7 @@ func Check(s Snapshot) []string {
 						if isDubbo {
 							dubboRoutes[rc.Name] = true
 						}
-						v = append(v, checkRoute(rc, isDubbo)...)
+						v = append(v, checkRoute(rc, isDubbo, nil)...)
 					}
 				case wellknown.TCPProxy:
 					if f.GetTypedConfig().GetTypeUrl() != tcpType {
@@ -136,8 +139,15 @@ func Check(s Snapshot) []string {
 			add("route %s: a Dubbo route name must not parse as a port, host:port or unix path", name)
 		}
 	}
+	var h2 map[string]bool // nil: the snapshot has no clusters to tell
+	if len(s.Clusters) > 0 {
+		h2 = map[string]bool{}
+		for _, c := range s.Clusters {
+			h2[c.Name] = isHTTP2(c)
+		}
+	}
 	for _, rc := range s.Routes {
-		v = append(v, checkRoute(rc, dubboRoutes[rc.Name])...)
+		v = append(v, checkRoute(rc, dubboRoutes[rc.Name], h2)...)
 	}
 
 	plaintext := map[string]bool{} // cluster -> has an endpoint without Istio mTLS
@@ -182,8 +192,73 @@ func Check(s Snapshot) []string {
 	return v
 }
 
-// checkRoute applies MOSN's route rules; dubbo marks the routes Dubbo listeners use.
-func checkRoute(rc *route.RouteConfiguration, dubbo bool) []string {
+// isHTTP2 reports whether upstream built the cluster for an HTTP/2 (gRPC, Triple) port.
+// MOSN itself ignores the option (its Auto proxy speaks the downstream's protocol
+// upstream); it tells which service port the cluster is for.
+func isHTTP2(c *cluster.Cluster) bool {
+	if c.GetHttp2ProtocolOptions() != nil {
+		return true
+	}
+	a := c.GetTypedExtensionProtocolOptions()[httpOptions]
+	if a == nil {
+		return false
+	}
+	o := &httpv3.HttpProtocolOptions{}
+	if err := a.UnmarshalTo(o); err != nil {
+		return false
+	}
+	return o.GetExplicitHttpConfig().GetHttp2ProtocolOptions() != nil
+}
+
+// ruleClusters lists the clusters a rule sends calls to (not its mirror).
+func ruleClusters(r *route.Route) []string {
+	a := r.GetRoute()
+	if c := a.GetCluster(); c != "" {
+		return []string{c}
+	}
+	var out []string
+	for _, c := range a.GetWeightedClusters().GetClusters() {
+		out = append(out, c.Name)
+	}
+	return out
+}
+
+// triplePathPrefix matches the start of a Triple rule's path regex: ^/<interface>/, the
+// interface a literal (dots escaped).
+var triplePathPrefix = regexp.MustCompile(`^\^/(?:[A-Za-z0-9_-]|\\[.$])+/`)
+
+// tripleConfined reports whether a Triple (HTTP) rule's path stays under /<interface>/:
+// every service shares the Dubbo routes' one virtual host, so a broader path would catch
+// other services' Triple calls.
+func tripleConfined(m *route.RouteMatch) bool {
+	under := func(p string) bool {
+		rest, ok := strings.CutPrefix(p, "/")
+		i := strings.IndexByte(rest, '/')
+		return ok && i > 0
+	}
+	switch {
+	case m.GetPrefix() != "":
+		return under(m.GetPrefix())
+	case m.GetPath() != "":
+		return under(m.GetPath())
+	case m.GetSafeRegex() != nil:
+		return triplePathPrefix.MatchString(m.GetSafeRegex().GetRegex())
+	}
+	return false
+}
+
+// checkRoute applies MOSN's route rules; dubbo marks the routes Dubbo listeners use; h2
+// (nil if unknown) tells which clusters are for HTTP/2 ports.
+//
+// A Dubbo route configuration holds two kinds of rules. RPC rules (no path: prefix "")
+// route Dubbo calls on the decoder's headers; each must require the exact interface in
+// "service", or it matches every request, Triple ones included, and shadows every later
+// rule. HTTP rules (a prefix, path or safe_regex) route Triple calls on their path
+// /<interface>/<method>: never Dubbo ones, whose path MOSN leaves unset. A Triple rule
+// must stay under /<interface>/, must not test "service" (not a Triple header) or
+// "method" (the HTTP method on HTTP rules), and sends calls only to HTTP/2 (Triple
+// port) clusters, as RPC rules send them only to others.
+func checkRoute(rc *route.RouteConfiguration, dubbo bool, h2 map[string]bool) []string {
 	var v []string
 	add := func(format string, args ...any) { v = append(v, fmt.Sprintf(format, args...)) }
 	if dubbo {
@@ -202,10 +277,18 @@ func checkRoute(rc *route.RouteConfiguration, dubbo bool) []string {
 			}
 			seen[d] = true
 		}
+		rpcClusters := map[string]bool{}
+		for _, r := range vh.Routes {
+			if isRPCRule(r.GetMatch()) {
+				for _, c := range ruleClusters(r) {
+					rpcClusters[c] = true
+				}
+			}
+		}
 		for i, r := range vh.Routes {
 			m := r.GetMatch()
-			if dubbo && (m.GetPrefix() != "" || m.GetPath() != "" || m.GetSafeRegex() != nil || m.GetPathSeparatedPrefix() != "") {
-				add("route %s rule %d: Dubbo rules must be header-only (prefix \"\"): path rules never match without dubbo_stream", rc.Name, i)
+			if dubbo {
+				v = append(v, checkDubboRule(rc.Name, i, r, i == len(vh.Routes)-1, rpcClusters, h2)...)
 			}
 			for _, h := range m.GetHeaders() {
 				switch h.HeaderMatchSpecifier.(type) {
@@ -219,6 +302,57 @@ func checkRoute(rc *route.RouteConfiguration, dubbo bool) []string {
 			}
 			if dubbo && r.GetRoute() == nil {
 				add("route %s rule %d: Dubbo rules need a route action", rc.Name, i)
+			}
+		}
+	}
+	return v
+}
+
+// isRPCRule: MOSN builds an RPC rule when prefix, path and regex are all empty.
+func isRPCRule(m *route.RouteMatch) bool {
+	return m.GetPrefix() == "" && m.GetPath() == "" && m.GetSafeRegex() == nil &&
+		m.GetPathSeparatedPrefix() == "" && m.GetConnectMatcher() == nil
+}
+
+// checkDubboRule checks one rule of a Dubbo route configuration (see checkRoute).
+func checkDubboRule(rc string, i int, r *route.Route, last bool, rpcClusters, h2 map[string]bool) []string {
+	var v []string
+	add := func(format string, args ...any) { v = append(v, fmt.Sprintf(format, args...)) }
+	m := r.GetMatch()
+	header := func(name string) *route.HeaderMatcher {
+		for _, h := range m.GetHeaders() {
+			if strings.TrimPrefix(h.Name, ":") == name {
+				return h
+			}
+		}
+		return nil
+	}
+	switch {
+	case m.GetPathSeparatedPrefix() != "" || m.GetConnectMatcher() != nil:
+		add("route %s rule %d: MOSN reads only prefix, path and safe_regex: the rule's path condition is lost", rc, i)
+	case isRPCRule(m): // a Dubbo rule
+		if header("service").GetExactMatch() == "" && !last {
+			add("route %s rule %d: a Dubbo rule without an exact \"service\" header matches every call, Triple ones included, and shadows the rules after it", rc, i)
+		}
+		for _, c := range ruleClusters(r) {
+			if h2[c] {
+				add("route %s rule %d: a Dubbo rule sends Dubbo calls to %s, a cluster of an HTTP/2 (Triple) port", rc, i, c)
+			}
+		}
+	default: // an HTTP (Triple) rule
+		if !tripleConfined(m) {
+			add("route %s rule %d: a Triple rule's path must stay under /<interface>/ (the virtual host is shared by every service)", rc, i)
+		}
+		for _, name := range []string{"service", "method"} {
+			if header(name) != nil {
+				add("route %s rule %d: a Triple (path) rule tests %q, which on HTTP rules is never the Dubbo attribute: it never matches a Triple call", rc, i, name)
+			}
+		}
+		for _, c := range ruleClusters(r) {
+			if rpcClusters[c] {
+				add("route %s rule %d: a Triple rule sends calls to %s, which Dubbo rules use (a Dubbo port)", rc, i, c)
+			} else if isH2, known := h2[c]; known && !isH2 {
+				add("route %s rule %d: a Triple rule sends HTTP/2 calls to %s, a cluster of a non-HTTP/2 port", rc, i, c)
 			}
 		}
 	}

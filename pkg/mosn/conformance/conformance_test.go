@@ -24,6 +24,7 @@ import (
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	matcher "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -80,16 +81,39 @@ func good() Snapshot {
 		Routes: []*route.RouteConfiguration{dubboRoute("dubbo-20881", []*route.VirtualHost{{
 			Name: "dubbo", Domains: []string{"*"},
 			Routes: []*route.Route{rule(&route.RouteMatch{PathSpecifier: &route.RouteMatch_Prefix{Prefix: ""}, Headers: []*route.HeaderMatcher{exactSvc(),
-				{Name: "method", HeaderMatchSpecifier: &route.HeaderMatcher_SafeRegexMatch{SafeRegexMatch: &matcher.RegexMatcher{Regex: "^get.*$"}}}}})},
+				{Name: "method", HeaderMatchSpecifier: &route.HeaderMatcher_SafeRegexMatch{SafeRegexMatch: &matcher.RegexMatcher{Regex: "^get.*$"}}}}}),
+				tripleRule(&route.RouteMatch{PathSpecifier: &route.RouteMatch_SafeRegex{SafeRegex: &matcher.RegexMatcher{Regex: `^/com\.a\.B/get[^/]*$`}},
+					Headers: []*route.HeaderMatcher{{Name: "tri-service-version", HeaderMatchSpecifier: &route.HeaderMatcher_ExactMatch{ExactMatch: "1.0"}}}}),
+				tripleRule(&route.RouteMatch{PathSpecifier: &route.RouteMatch_Prefix{Prefix: "/com.a.B/"}}),
+			},
 		}})},
-		Clusters: []*cluster.Cluster{{Name: "outbound|20880||a", ClusterDiscoveryType: &cluster.Cluster_Type{Type: cluster.Cluster_EDS}, LbPolicy: cluster.Cluster_LEAST_REQUEST}},
-		Endpoints: []*endpoint.ClusterLoadAssignment{{ClusterName: "outbound|20880||a", Endpoints: []*endpoint.LocalityLbEndpoints{{
-			LbEndpoints: []*endpoint.LbEndpoint{{
-				HostIdentifier:      &endpoint.LbEndpoint_Endpoint{Endpoint: &endpoint.Endpoint{Address: addr(20880)}},
-				LoadBalancingWeight: wrapperspb.UInt32(128),
-			}},
-		}}}},
+		Clusters: []*cluster.Cluster{
+			{Name: "outbound|20880||a", ClusterDiscoveryType: &cluster.Cluster_Type{Type: cluster.Cluster_EDS}, LbPolicy: cluster.Cluster_LEAST_REQUEST},
+			{Name: "outbound|50051||a", ClusterDiscoveryType: &cluster.Cluster_Type{Type: cluster.Cluster_EDS}, LbPolicy: cluster.Cluster_LEAST_REQUEST,
+				TypedExtensionProtocolOptions: map[string]*anypb.Any{httpOptions: mustAny(&httpv3.HttpProtocolOptions{
+					UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
+						ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{Http2ProtocolOptions: &core.Http2ProtocolOptions{}},
+					}},
+				})}},
+		},
+		Endpoints: []*endpoint.ClusterLoadAssignment{cla("outbound|20880||a", 20880), cla("outbound|50051||a", 50052)},
 	}
+}
+
+func cla(name string, port uint32) *endpoint.ClusterLoadAssignment {
+	return &endpoint.ClusterLoadAssignment{ClusterName: name, Endpoints: []*endpoint.LocalityLbEndpoints{{
+		LbEndpoints: []*endpoint.LbEndpoint{{
+			HostIdentifier:      &endpoint.LbEndpoint_Endpoint{Endpoint: &endpoint.Endpoint{Address: addr(port)}},
+			LoadBalancingWeight: wrapperspb.UInt32(128),
+		}},
+	}}}
+}
+
+// tripleRule: an HTTP rule for Triple calls, to the Triple port's cluster.
+func tripleRule(match *route.RouteMatch) *route.Route {
+	return &route.Route{Match: match, Action: &route.Route_Route{Route: &route.RouteAction{
+		ClusterSpecifier: &route.RouteAction_Cluster{Cluster: "outbound|50051||a"},
+	}}}
 }
 
 func TestGoodSnapshotPasses(t *testing.T) {
@@ -118,9 +142,36 @@ func TestViolations(t *testing.T) {
 			s.Routes[0].VirtualHosts[0].Routes[0].Match.Headers[0] = &route.HeaderMatcher{Name: "service",
 				HeaderMatchSpecifier: &route.HeaderMatcher_StringMatch{StringMatch: &matcher.StringMatcher{MatchPattern: &matcher.StringMatcher_Exact{Exact: "x"}}}}
 		}, "equals empty"},
-		{"prefix rule on a Dubbo route", func(s *Snapshot) {
-			s.Routes[0].VirtualHosts[0].Routes[0].Match.PathSpecifier = &route.RouteMatch_Prefix{Prefix: "/"}
-		}, "header-only"},
+		{"a path rule for every service", func(s *Snapshot) {
+			s.Routes[0].VirtualHosts[0].Routes[2].Match.PathSpecifier = &route.RouteMatch_Prefix{Prefix: "/"}
+		}, "stay under /<interface>/"},
+		{"a Triple path regex for every service", func(s *Snapshot) {
+			s.Routes[0].VirtualHosts[0].Routes[1].Match.PathSpecifier = &route.RouteMatch_SafeRegex{SafeRegex: &matcher.RegexMatcher{Regex: "^/.*/get$"}}
+		}, "stay under /<interface>/"},
+		{"a Triple rule on the Dubbo method", func(s *Snapshot) {
+			m := s.Routes[0].VirtualHosts[0].Routes[1].Match
+			m.Headers = append(m.Headers, &route.HeaderMatcher{Name: "method", HeaderMatchSpecifier: &route.HeaderMatcher_ExactMatch{ExactMatch: "get"}})
+		}, "never the Dubbo attribute"},
+		{"a Triple rule on the Dubbo service header", func(s *Snapshot) {
+			m := s.Routes[0].VirtualHosts[0].Routes[2].Match
+			m.Headers = append(m.Headers, exactSvc())
+		}, "never the Dubbo attribute"},
+		{"a Triple rule to the Dubbo port", func(s *Snapshot) {
+			s.Routes[0].VirtualHosts[0].Routes[2].GetRoute().ClusterSpecifier = &route.RouteAction_Cluster{Cluster: "outbound|20880||a"}
+		}, "which Dubbo rules use"},
+		{"a Triple rule to a non-HTTP/2 cluster", func(s *Snapshot) {
+			s.Routes[0].VirtualHosts[0].Routes[2].GetRoute().ClusterSpecifier = &route.RouteAction_Cluster{Cluster: "outbound|9000||b"}
+			s.Clusters = append(s.Clusters, &cluster.Cluster{Name: "outbound|9000||b"})
+		}, "non-HTTP/2 port"},
+		{"a Dubbo rule to the Triple port", func(s *Snapshot) {
+			s.Routes[0].VirtualHosts[0].Routes[0].GetRoute().ClusterSpecifier = &route.RouteAction_Cluster{Cluster: "outbound|50051||a"}
+		}, "HTTP/2 (Triple) port"},
+		{"an unguarded Dubbo rule shadows Triple rules", func(s *Snapshot) {
+			s.Routes[0].VirtualHosts[0].Routes[0].Match.Headers = s.Routes[0].VirtualHosts[0].Routes[0].Match.Headers[1:]
+		}, "shadows the rules after it"},
+		{"path_separated_prefix", func(s *Snapshot) {
+			s.Routes[0].VirtualHosts[0].Routes[2].Match.PathSpecifier = &route.RouteMatch_PathSeparatedPrefix{PathSeparatedPrefix: "/com.a.B"}
+		}, "only prefix, path and safe_regex"},
 		{"several virtual hosts without *", func(s *Snapshot) {
 			vh := s.Routes[0].VirtualHosts[0]
 			s.Routes[0].VirtualHosts = []*route.VirtualHost{{Name: "a", Domains: []string{"com.a.b"}, Routes: vh.Routes}, {Name: "b", Domains: []string{"com.c.d"}}}

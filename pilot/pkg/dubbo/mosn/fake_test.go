@@ -122,7 +122,13 @@ type fakeMOSN struct {
 // extension.go does, and sets up a MOSN sidecar (GENERATOR=mosn) in namespace default.
 func newFakeMOSN(t *testing.T, raw map[string]any) *fakeMOSN {
 	t.Helper()
-	s := xdsfake.NewFakeDiscoveryServer(t, xdsfake.FakeOptions{ConfigString: fakeConfig})
+	return newFakeMOSNWith(t, fakeConfig, raw)
+}
+
+// newFakeMOSNWith is newFakeMOSN on other configuration.
+func newFakeMOSNWith(t *testing.T, configString string, raw map[string]any) *fakeMOSN {
+	t.Helper()
+	s := xdsfake.NewFakeDiscoveryServer(t, xdsfake.FakeOptions{ConfigString: configString})
 	hook := istiocore.SkipOutboundListener
 	t.Cleanup(func() { istiocore.SkipOutboundListener = hook }) // a package-level hook Register sets
 	if _, err := Register(s.Discovery, Options{}, nil); err != nil {

@@ -29,12 +29,33 @@ const InterfaceLabel = "dubbo.apache.org/interface"
 // InterfaceResolver returns the exact interface behind a registry hostname, or "".
 type InterfaceResolver func(hostname host.Name) string
 
+// TriplePortName names the Triple (tri://, gRPC over HTTP/2) port of a Dubbo service,
+// as the Dubbo registry names it (registry.TriplePortName; a ServiceEntry or Kubernetes
+// Service gets Triple routes on MOSN by naming its GRPC port the same).
+const TriplePortName = "grpc-tri"
+
 // dubboService is one Dubbo port of a service the proxy can see.
 type dubboService struct {
 	svc   *model.Service
 	port  *model.Port
 	iface string
+	// triple is the service's grpc-tri port, set on its first Dubbo port only (so a
+	// service with several Dubbo ports gets its Triple rules once); nil otherwise.
+	triple *model.Port
 }
+
+// triplePort returns the service's Triple port, or nil.
+func triplePort(svc *model.Service) *model.Port {
+	for _, p := range svc.Ports {
+		if isTriplePort(p) {
+			return p
+		}
+	}
+	return nil
+}
+
+// isTriplePort: a GRPC port named grpc-tri.
+func isTriplePort(p *model.Port) bool { return p.Name == TriplePortName && p.Protocol == protocol.GRPC }
 
 func (g *Generator) interfaceOf(svc *model.Service) string {
 	if g.resolve != nil {
@@ -68,6 +89,11 @@ func (g *Generator) dubboServices(proxy *model.Proxy) []dubboService {
 		}
 		return out[i].port.Port < out[j].port.Port
 	})
+	for i := range out {
+		if i == 0 || out[i-1].svc.Hostname != out[i].svc.Hostname {
+			out[i].triple = triplePort(out[i].svc)
+		}
+	}
 	return out
 }
 
