@@ -132,9 +132,28 @@ func TestDubbo3ProvidersServedAndCallable(t *testing.T) {
 	for _, cla := range s.Endpoints {
 		eds[cla.ClusterName] = strings.Join(endpointAddrs(cla), ",")
 	}
+	rc := findRoute(s, "dubbo-20881")
+	if rc == nil {
+		t.Fatalf("MOSN got no dubbo-20881 route configuration")
+	}
+	triRoute := map[string]string{} // prefix -> cluster of the Triple default rules
+	for _, vh := range rc.VirtualHosts {
+		for _, r := range vh.Routes {
+			if p := r.GetMatch().GetPrefix(); p != "" {
+				triRoute[p] = r.GetRoute().GetCluster()
+			}
+		}
+	}
 	for _, tc := range cases {
 		if eds[tc.dubboCl()] != tc.p.Addr("dubbo") {
 			t.Errorf("MOSN %s: endpoints %q, want %s", tc.dubboCl(), eds[tc.dubboCl()], tc.p.Addr("dubbo"))
+		}
+		if eds[tc.tripleCl()] != tc.p.Addr("tri") {
+			t.Errorf("MOSN %s: endpoints %q, want %s", tc.tripleCl(), eds[tc.tripleCl()], tc.p.Addr("tri"))
+		}
+		// Triple calls on egress_dubbo are routed by path to the grpc-tri port's cluster.
+		if got := triRoute["/"+tc.iface+"/"]; got != tc.tripleCl() {
+			t.Errorf("MOSN Triple route for /%s/: cluster %q, want %s", tc.iface, got, tc.tripleCl())
 		}
 	}
 
