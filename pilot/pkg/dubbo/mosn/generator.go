@@ -82,9 +82,11 @@ func Register(ds *xds.DiscoveryServer, opts Options, resolve InterfaceResolver) 
 		return nil, fmt.Errorf("mosn: upstream xDS generators are not initialised")
 	}
 	// Upstream need not build the outbound listeners of Dubbo ports for MOSN sidecars:
-	// generateListeners leaves them out (patches/istio/0005).
+	// generateListeners leaves them out (patches/istio/0005). Nor of Triple (grpc-tri)
+	// ports: MOSN routes Triple calls on egress_dubbo, and a 0.0.0.0:<triple port>
+	// listener would be bound in every MOSN pod, clashing with a Triple provider there.
 	istiocore.SkipOutboundListener = func(p *model.Proxy, port *model.Port) bool {
-		return port.Protocol == protocol.Dubbo && IsMOSN(p)
+		return (port.Protocol == protocol.Dubbo || isTriplePort(port)) && IsMOSN(p)
 	}
 	ds.Generators[GeneratorName+"/"+v3.ListenerType] = genFunc(g.generateListeners)
 	ds.Generators[GeneratorName+"/"+v3.RouteType] = genFunc(g.generateRoutes)

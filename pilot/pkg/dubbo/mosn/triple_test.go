@@ -175,6 +175,12 @@ func TestFakeServerTriple(t *testing.T) {
 	f := newFakeMOSNWith(t, tripleConfig, nil)
 
 	listeners := decode(t, f.generate(t, v3.ListenerType, nil, nil), func() *listener.Listener { return &listener.Listener{} })
+	// Triple goes through egress_dubbo: no upstream listener on the grpc-tri port for MOSN.
+	for name := range listeners {
+		if strings.HasSuffix(name, "_50051") {
+			t.Fatalf("MOSN got upstream's listener %s on the Triple port", name)
+		}
+	}
 	routes := decode(t, f.generate(t, v3.RouteType, []string{dubboRoutes}, nil), func() *route.RouteConfiguration { return &route.RouteConfiguration{} })
 	rc := routes[dubboRoutes]
 	if rc == nil {

@@ -176,6 +176,12 @@ func TestApplicationLevelRemoteMetadata(t *testing.T) {
 	if n := e.fetches.get("rev1"); n != 1 {
 		t.Fatalf("revision rev1 fetched %d times for two instance nodes, want once", n)
 	}
+	// /dubbo/greet (the remote metadata of application greet) is not an interface.
+	for _, r := range e.ctl.Debug().Registries {
+		if r.Name == "zk1" && r.Interfaces != 0 {
+			t.Fatalf("the interface level counts %d interfaces; /dubbo/greet holds metadata, not providers", r.Interfaces)
+		}
+	}
 
 	// Rolling restart: a new instance with a new revision that also adds an interface;
 	// then the old one goes. Endpoints move by EDS; the new interface is a new service.

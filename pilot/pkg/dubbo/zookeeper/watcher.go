@@ -502,6 +502,7 @@ func (w *Watcher) watchInterface(iface, p string, ifStop chan struct{}, stop <-c
 	defer done()
 	f := &listFailures{iface: iface}
 	observed := time.Now()
+	seen := false // the providers node existed once
 	for {
 		children, exists, watch, ok := w.list(p, f, both)
 		if !ok {
@@ -510,7 +511,11 @@ func (w *Watcher) watchInterface(iface, p string, ifStop chan struct{}, stop <-c
 		if !exists {
 			children = nil
 		}
-		if !w.deliver(iface, ifStop, children, observed) {
+		// A root child that never had a providers node is not an interface (yet): e.g.
+		// /dubbo/<app>, where Dubbo 3 keeps an application's remote metadata. It is
+		// watched for a providers node, but not reported.
+		seen = seen || exists
+		if !w.deliver(iface, ifStop, children, observed, seen) {
 			return // retired while listing: the interface is gone
 		}
 		w.maybeSynced()
@@ -537,15 +542,16 @@ func (w *Watcher) either(a chan struct{}, b <-chan struct{}) (<-chan struct{}, f
 	return both, func() { close(done) }
 }
 
-// deliver reports an interface's providers unless its loop was retired.
-func (w *Watcher) deliver(iface string, ifStop chan struct{}, children []string, observed time.Time) bool {
+// deliver reports an interface's providers (report: else only its first list is done)
+// unless its loop was retired.
+func (w *Watcher) deliver(iface string, ifStop chan struct{}, children []string, observed time.Time, report bool) bool {
 	w.deliverMu.Lock()
 	defer w.deliverMu.Unlock()
 	w.mu.Lock()
 	live := w.watching[iface] == ifStop
 	delete(w.pending, iface)
 	w.mu.Unlock()
-	if live {
+	if live && report {
 		w.sink.SetProviders(w.cfg.Name, iface, children, observed)
 	}
 	return live
