@@ -63,7 +63,7 @@ const (
 // Services with a Triple port also get HTTP rules (a path condition makes MOSN build
 // them) for the Triple calls MOSN's Auto codec detects on the same listener, guarded by
 // the path /<interface>/. The two kinds cannot shadow each other, whatever their order:
-// an HTTP rule matches MOSN's x-mosn-path, which the Dubbo decoder never sets, and every
+// an HTTP rule matches MOSN's x-mosn-path, which only a dubbo_stream filter sets for Dubbo (to "/"; none is emitted), and every
 // RPC rule requires a "service" header equal to the interface, which Triple requests do
 // not carry (the interface is in the path). They are interleaved, each VirtualService
 // rule's Dubbo rules followed by its Triple rules, so both follow the VirtualService order.
@@ -412,7 +412,14 @@ func (g *Generator) methodPath(ds dubboService, sm *networking.StringMatch, ref 
 			g.logOnce("%s: regex %q on the method: %v; that match is dropped", ref, m.Regex, err)
 			return nil, false
 		}
-		return &route.RouteMatch{PathSpecifier: &route.RouteMatch_SafeRegex{SafeRegex: &matcher.RegexMatcher{Regex: q + "(?:" + m.Regex + ")$"}}}, true
+		// The method regex matches the whole method (RE2 full match, as the Dubbo rule
+		// anchors it): a leading ^ or trailing $ the user wrote would otherwise sit in the
+		// middle of the path regex and never match.
+		re := strings.TrimPrefix(m.Regex, "^")
+		if strings.HasSuffix(re, "$") && !strings.HasSuffix(re, `\$`) {
+			re = strings.TrimSuffix(re, "$")
+		}
+		return &route.RouteMatch{PathSpecifier: &route.RouteMatch_SafeRegex{SafeRegex: &matcher.RegexMatcher{Regex: q + "(?:" + re + ")$"}}}, true
 	}
 	g.logOnce("%s: an empty (presence) match on the method cannot be expressed for MOSN; that match is dropped", ref)
 	return nil, false
@@ -489,8 +496,13 @@ func (g *Generator) routeAction(proxy *model.Proxy, ds dubboService, port *model
 		if d.Destination == nil || (len(hr.Route) > 1 && d.Weight == 0) {
 			continue
 		}
+		cl, ok := g.clusterFor(proxy, ds, port, d.Destination)
+		if !ok {
+			g.logOnce("%s: destination %s has no Triple (grpc-tri) port; the Triple rule is skipped", ref, d.Destination.Host)
+			return nil, false
+		}
 		weighted = append(weighted, &route.WeightedCluster_ClusterWeight{
-			Name:   g.clusterFor(proxy, ds, port, d.Destination),
+			Name:   cl,
 			Weight: wrapperspb.UInt32(uint32(d.Weight)),
 		})
 	}
@@ -531,28 +543,34 @@ func (g *Generator) routeAction(proxy *model.Proxy, ds dubboService, port *model
 		}
 	}
 	if mirror != nil && fraction != nil {
-		a.RequestMirrorPolicies = []*route.RouteAction_RequestMirrorPolicy{{
-			Cluster:         g.clusterFor(proxy, ds, port, mirror),
-			RuntimeFraction: fraction,
-		}}
+		if cl, ok := g.clusterFor(proxy, ds, port, mirror); ok {
+			a.RequestMirrorPolicies = []*route.RouteAction_RequestMirrorPolicy{{Cluster: cl, RuntimeFraction: fraction}}
+		} else {
+			g.logOnce("%s: mirror %s has no Triple (grpc-tri) port; Triple calls are not mirrored", ref, mirror.Host)
+		}
 	}
 	return &route.Route_Route{Route: a}, true
 }
 
 // clusterFor names the cluster of a destination as upstream does (outbound|port|subset|host),
 // for a rule serving the given port of ds: Dubbo rules go to Dubbo ports and Triple rules
-// to Triple ports, whichever port of the service the destination names.
-func (g *Generator) clusterFor(proxy *model.Proxy, ds dubboService, port *model.Port, d *networking.Destination) string {
+// to Triple ports, whichever port of the service the destination names. false: a Triple
+// rule whose destination service has no Triple port (no HTTP/2 call may reach a Dubbo
+// port, or a cluster that does not exist).
+func (g *Generator) clusterFor(proxy *model.Proxy, ds dubboService, port *model.Port, d *networking.Destination) (string, bool) {
 	svc := proxy.SidecarScope.GetService(host.Name(d.Host))
 	if svc == nil && host.Name(d.Host) == ds.svc.Hostname {
 		svc = ds.svc
+	}
+	if svc != nil && isTriplePort(port) && triplePort(svc) == nil {
+		return "", false
 	}
 	if svc != nil {
 		if p := sameProtocolPort(svc, port, d.GetPort().GetNumber()); p != nil {
 			d = &networking.Destination{Host: d.Host, Subset: d.Subset, Port: &networking.PortSelector{Number: uint32(p.Port)}}
 		}
 	}
-	return istioroute.GetDestinationCluster(d, svc, port.Port)
+	return istioroute.GetDestinationCluster(d, svc, port.Port), true
 }
 
 // sameProtocolPort: the port of svc a rule serving port goes to when its destination

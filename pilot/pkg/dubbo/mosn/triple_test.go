@@ -332,6 +332,7 @@ func TestTripleMatch(t *testing.T) {
 		{"method exact", &networking.HTTPMatchRequest{Method: exact("sayHello")}, `{"path":"` + p + `sayHello"}`},
 		{"method prefix", &networking.HTTPMatchRequest{Method: prefix("say")}, `{"safe_regex":{"regex":"^/com\\.example\\.GreetService/say[^/]*$"}}`},
 		{"method regex", &networking.HTTPMatchRequest{Method: regex("a|b")}, `{"safe_regex":{"regex":"^/com\\.example\\.GreetService/(?:a|b)$"}}`},
+		{"method regex anchored", &networking.HTTPMatchRequest{Method: regex("^say.*$")}, `{"safe_regex":{"regex":"^/com\\.example\\.GreetService/(?:say.*)$"}}`},
 		{"method as header", &networking.HTTPMatchRequest{Headers: map[string]*networking.StringMatch{"method": exact("sayHello")}}, `{"path":"` + p + `sayHello"}`},
 		{"group and attachment", &networking.HTTPMatchRequest{Headers: map[string]*networking.StringMatch{"group": exact("g1"), "env": prefix("gr")}},
 			`{"prefix":"` + p + `","headers":[{"name":"env","safe_regex_match":{"regex":"^gr.*$"}},{"name":"tri-service-group","exact_match":"g1"}]}`},
@@ -383,5 +384,39 @@ func TestTripleMatch(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A Triple rule whose destination has no Triple port is dropped (logged), never sent to
+// a Dubbo port or to a cluster that does not exist; its Dubbo rule stays.
+func TestTripleRuleToServiceWithoutTriplePort(t *testing.T) {
+	cfg := strings.SplitN(tripleConfig, "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule", 2)[0] + `---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: greet, namespace: default}
+spec:
+  hosts: [com.example.greetservice]
+  http:
+  - name: to-demo
+    match: [{method: {exact: legacy}}]
+    route: [{destination: {host: com.example.demoservice}}]
+  - name: default
+    route: [{destination: {host: com.example.greetservice}}]
+`
+	f := newFakeMOSNWith(t, cfg, nil)
+	routes := decode(t, f.generate(t, v3.RouteType, []string{dubboRoutes}, nil), func() *route.RouteConfiguration { return &route.RouteConfiguration{} })
+	rc := routes[dubboRoutes]
+	if rc == nil {
+		t.Fatalf("RDS: no %s", dubboRoutes)
+	}
+	var names []string
+	for _, r := range rc.GetVirtualHosts()[0].GetRoutes() {
+		names = append(names, r.Name)
+	}
+	if want := []string{"default:com.example.demoservice", "to-demo", "default", "tri:default"}; !slices.Equal(names, want) {
+		t.Fatalf("rules %v, want %v", names, want)
+	}
+	if got := ruleNamed(rc, "to-demo").GetRoute().GetCluster(); got != "outbound|20880||com.example.demoservice" {
+		t.Fatalf("the Dubbo rule goes to %q", got)
 	}
 }
