@@ -20,8 +20,15 @@ bold() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 cleanup() {
   trap - EXIT INT TERM
   for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  # One deadline for all (they stop in parallel; dubbo-go alone takes ~3 s to unregister),
+  # then whatever is left is killed: Ctrl-C never takes more than ~5 s.
+  for _ in $(seq 50); do
+    alive=
+    for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1 && break; done
+    [ -n "$alive" ] || break
+    sleep 0.1
+  done
   for pid in "${PIDS[@]}"; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
