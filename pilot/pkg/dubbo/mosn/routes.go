@@ -20,6 +20,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
@@ -408,7 +409,7 @@ func (g *Generator) methodPath(ds dubboService, sm *networking.StringMatch, ref 
 	case *networking.StringMatch_Prefix:
 		return &route.RouteMatch{PathSpecifier: &route.RouteMatch_SafeRegex{SafeRegex: &matcher.RegexMatcher{Regex: q + regexp.QuoteMeta(m.Prefix) + "[^/]*$"}}}, true
 	case *networking.StringMatch_Regex:
-		if _, err := regexp.Compile(m.Regex); err != nil {
+		if err := checkRegex(m.Regex); err != nil {
 			g.logOnce("%s: regex %q on the method: %v; that match is dropped", ref, m.Regex, err)
 			return nil, false
 		}
@@ -461,7 +462,7 @@ func headerMatcher(name string, sm *networking.StringMatch) (*route.HeaderMatche
 	case *networking.StringMatch_Prefix:
 		return safeRegex(name, "^"+regexp.QuoteMeta(m.Prefix)+".*$"), nil
 	case *networking.StringMatch_Regex:
-		if _, err := regexp.Compile(m.Regex); err != nil {
+		if err := checkRegex(m.Regex); err != nil {
 			return nil, fmt.Errorf("regex %q on %q: %v", m.Regex, name, err)
 		}
 		return safeRegex(name, "^(?:"+m.Regex+")$"), nil
@@ -597,4 +598,28 @@ func sameProtocolPort(svc *model.Service, port *model.Port, number uint32) *mode
 		}
 	}
 	return nil
+}
+
+// regexChecks remembers whether a VirtualService regex compiles: the rules are rebuilt
+// per proxy and push (a Dubbo and a Triple rule from each match), the regexes change only
+// with the config. Bounded: forgotten wholesale past maxRegexChecks entries.
+var (
+	regexMu     sync.Mutex
+	regexChecks = map[string]error{}
+)
+
+const maxRegexChecks = 4096
+
+func checkRegex(re string) error {
+	regexMu.Lock()
+	defer regexMu.Unlock()
+	if err, ok := regexChecks[re]; ok {
+		return err
+	}
+	_, err := regexp.Compile(re)
+	if len(regexChecks) >= maxRegexChecks {
+		clear(regexChecks)
+	}
+	regexChecks[re] = err
+	return err
 }
