@@ -94,10 +94,13 @@ test-unit: prepare
 test-upstream: prepare
 	tools/upstream-test.sh $(TEST_FLAGS) -- $(UPSTREAM_TEST_PKGS)
 
-# The test process (ADS clients, the ZooKeeper and process harnesses) runs under the race
+# One package at a time (-p 1): the harnesses pick free ports by listening and closing,
+# and packages running side by side took each other's ports (pilot-discovery: bind:
+# address already in use). The test process (ADS clients, the ZooKeeper and process
+# harnesses) runs under the race
 # detector; pilot-discovery is the release build.
 test-e2e: build tools image dubbo3-bin
-	PILOT_DISCOVERY_BIN=$(CURDIR)/$(BIN) DUBBO3_BIN=$(CURDIR)/$(DUBBO3_BIN) $(GO_TEST_RACE) $(TEST_FLAGS) -count=1 ./tests/e2e/... ./tests/install/...
+	PILOT_DISCOVERY_BIN=$(CURDIR)/$(BIN) DUBBO3_BIN=$(CURDIR)/$(DUBBO3_BIN) $(GO_TEST_RACE) $(TEST_FLAGS) -count=1 -p 1 ./tests/e2e/... ./tests/install/...
 
 # dubbo-istiod as istiod runs in a cluster: a real kube-apiserver and etcd on loopback
 # (tests/framework/kube), stock upstream pilot-discovery of the same pin for parity.
