@@ -180,8 +180,37 @@ func (s *Source) Stop() {
 	s.wg.Wait()
 }
 
-// SetInstances replaces the instance nodes of an application (node name -> body).
+// SetInstances replaces the instance nodes of an application (node name -> body):
+// ZooKeeper's Curator JSON.
 func (s *Source) SetInstances(appName string, bodies map[string][]byte, observed time.Time) {
+	s.setInstances(appName, len(bodies), func(yield func(name, key string, decode func() (*Instance, error))) {
+		for name, body := range bodies {
+			yield(name, string(body), func() (*Instance, error) { return ParseCuratorInstance(appName, body) })
+		}
+	}, observed)
+}
+
+// Decoded is an instance a registry decoded itself (Nacos: address, port and metadata).
+// Key identifies its content: an instance whose key did not change is not decoded again.
+type Decoded struct {
+	Key      string
+	Instance *Instance
+	Err      error
+}
+
+// SetDecoded replaces the instances of an application (name -> instance), decoded by
+// the registry, e.g. with NewInstance.
+func (s *Source) SetDecoded(appName string, instances map[string]Decoded, observed time.Time) {
+	s.setInstances(appName, len(instances), func(yield func(name, key string, decode func() (*Instance, error))) {
+		for name, d := range instances {
+			yield(name, d.Key, func() (*Instance, error) { return d.Instance, d.Err })
+		}
+	}, observed)
+}
+
+func (s *Source) setInstances(appName string, n int,
+	each func(yield func(name, key string, decode func() (*Instance, error))), observed time.Time,
+) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.stopped {
@@ -192,22 +221,23 @@ func (s *Source) SetInstances(appName string, bodies map[string][]byte, observed
 		a = &app{name: appName, instances: map[string]*instance{}, known: map[string]bool{}, urls: map[string]map[string]*provider.URL{}}
 		s.apps[appName] = a
 	}
-	cur := make(map[string]*instance, len(bodies))
-	for name, body := range bodies {
-		if old := a.instances[name]; old != nil && old.body == string(body) {
+	cur := make(map[string]*instance, n)
+	each(func(name, key string, decode func() (*Instance, error)) {
+		if old := a.instances[name]; old != nil && old.body == key {
 			cur[name] = old
-			continue
+			return
 		}
-		in, err := ParseCuratorInstance(appName, body)
+		in, err := decode()
 		if err == nil && in.Revision != EmptyRevision && in.StorageType == StorageLocal && in.MetadataService == nil {
 			err = errorf(ReasonMetadataService, "local metadata, but no %s to reach the MetadataService", KeyMetadataService)
 		}
 		if err != nil {
+			in = nil
 			rejectedInstances.With(registryTag.Value(s.opts.Source), reasonTag.Value(ReasonOf(err))).Increment()
 			s.logf("registry %s: application %s: instance %s rejected: %v", s.opts.Source, appName, clip(name), err)
 		}
-		cur[name] = &instance{body: string(body), in: in, err: err}
-	}
+		cur[name] = &instance{body: key, in: in, err: err}
+	})
 	a.instances = cur
 	s.update(a, observed, false)
 }

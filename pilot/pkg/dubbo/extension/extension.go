@@ -19,6 +19,8 @@ package extension
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -34,6 +36,8 @@ import (
 	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/appdiscovery"
 	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/dubbolog"
 	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/mosn"
+	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/nacos"
+	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/regaddr"
 	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/registry"
 	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/zookeeper"
 )
@@ -78,6 +82,10 @@ var (
 		"Timeout of one metadata fetch of a Dubbo 3 application revision. Same as --dubboMetadataTimeout.").Get()
 	metadataConcurrencyEnv = env.Register("PILOT_DUBBO_METADATA_CONCURRENCY", 8,
 		"Metadata fetches in flight per registry. Same as --dubboMetadataConcurrency.").Get()
+	nacosListIntervalEnv = env.Register("PILOT_DUBBO_NACOS_LIST_INTERVAL", 10*time.Second,
+		"How often the service list of a Nacos registry is read (Nacos has no watch on it). Same as --dubboNacosListInterval.").Get()
+	nacosDirEnv = env.Register("PILOT_DUBBO_NACOS_DIR", filepath.Join(os.TempDir(), "dubbo-istiod", "nacos"),
+		"Directory of the Nacos clients' cache and logs, one subdirectory per registry. Same as --dubboNacosDir.").Get()
 	appPortEnv = env.Register("PILOT_DUBBO_APP_PORT", 20880,
 		"Default port of the provider app behind ingress_dubbo (node metadata DUBBO_APP_PORT overrides). Same as --dubboAppPort.").Get()
 )
@@ -98,6 +106,8 @@ type Flags struct {
 	TriplePort          uint32
 	MetadataTimeout     time.Duration
 	MetadataConcurrency int
+	NacosListInterval   time.Duration
+	NacosDir            string
 	MOSN                mosn.Options
 }
 
@@ -112,8 +122,10 @@ func init() {
 func addFlags(c *cobra.Command) {
 	f := c.PersistentFlags()
 	f.StringArrayVar(&flags.Registries, "dubboRegistry", strings.Fields(registriesEnv),
-		"Dubbo registry address, in Dubbo's own syntax (repeatable): zookeeper://host:port"+
-			"[?backup=host:port,...&root=/dubbo&name=NAME&session-timeout=30s] [env PILOT_DUBBO_REGISTRIES]")
+		"Dubbo registry address, in Dubbo's own syntax (repeatable, ZooKeeper and Nacos mixed freely): zookeeper://host:port"+
+			"[?backup=host:port,...&root=/dubbo&name=NAME&session-timeout=30s&registry-type=all] or "+
+			"nacos://[user:password@]host:port[?backup=host:port,...&namespace=ID&group=DEFAULT_GROUP&username=U&password=P"+
+			"&accessKey=AK&secretKey=SK&name=NAME&registry-type=all] [env PILOT_DUBBO_REGISTRIES]")
 	f.StringVar(&flags.Namespace, "dubboNamespace", namespaceEnv,
 		"Namespace of the services created from Dubbo interfaces (exported to all namespaces) [env PILOT_DUBBO_NAMESPACE]")
 	f.Uint32Var(&flags.ServicePort, "dubboServicePort", uint32(servicePortEnv),
@@ -139,6 +151,10 @@ func addFlags(c *cobra.Command) {
 		"Timeout of one metadata fetch of a Dubbo 3 application revision (MetadataService call or metadata report read) [env PILOT_DUBBO_METADATA_TIMEOUT]")
 	f.IntVar(&flags.MetadataConcurrency, "dubboMetadataConcurrency", metadataConcurrencyEnv,
 		"Metadata fetches of Dubbo 3 application revisions in flight per registry [env PILOT_DUBBO_METADATA_CONCURRENCY]")
+	f.DurationVar(&flags.NacosListInterval, "dubboNacosListInterval", nacosListIntervalEnv,
+		"How often the service list of a Nacos registry is read to find new and removed Dubbo services; instance changes are pushed by subscription [env PILOT_DUBBO_NACOS_LIST_INTERVAL]")
+	f.StringVar(&flags.NacosDir, "dubboNacosDir", nacosDirEnv,
+		"Directory of the Nacos clients' cache and logs (one subdirectory per registry; never the working directory) [env PILOT_DUBBO_NACOS_DIR]")
 	f.Uint32Var(&flags.MOSN.OutboundPort, "dubboOutboundPort", uint32(outboundPortEnv),
 		"MOSN sidecars: port of the egress_dubbo listener on 127.0.0.1 that consumer apps call (node metadata DUBBO_OUTBOUND_PORT overrides) [env PILOT_DUBBO_OUTBOUND_PORT]")
 	f.Uint32Var(&flags.MOSN.InboundPort, "dubboInboundPort", uint32(inboundPortEnv),
@@ -189,7 +205,7 @@ type Runner interface{ Run(stop <-chan struct{}) }
 // NewRegistry builds the Dubbo registry controller and what reads each registry address:
 // its ZooKeeper watcher and, at the application level, the metadata resolution.
 func NewRegistry(f Flags, clusterID cluster.ID, xds model.XDSUpdater) (*registry.Controller, []Runner, error) {
-	defLevels, err := zookeeper.ParseLevels(f.Levels)
+	defLevels, err := regaddr.ParseLevels(f.Levels)
 	if err != nil {
 		return nil, nil, fmt.Errorf("--dubboDiscoveryLevels: %v", err)
 	}
@@ -210,37 +226,101 @@ func NewRegistry(f Flags, clusterID cluster.ID, xds model.XDSUpdater) (*registry
 	}
 	var runners []Runner
 	for _, addr := range f.Registries {
-		cfg, err := zookeeper.ParseAddress(addr)
+		scheme, _, _ := strings.Cut(strings.TrimSpace(addr), "://")
+		var rs []Runner
+		if strings.EqualFold(scheme, "nacos") {
+			rs, err = addNacos(f, ctl, addr, defLevels)
+		} else {
+			rs, err = addZooKeeper(f, ctl, addr, defLevels)
+		}
 		if err != nil {
 			return nil, nil, fmt.Errorf("--dubboRegistry: %v", err)
 		}
-		if cfg.Levels == (zookeeper.Levels{}) {
-			cfg.Levels = defLevels
-		}
-		if cfg.Levels.Interface {
-			if err := ctl.AddSource(cfg.Name, addr); err != nil {
-				return nil, nil, fmt.Errorf("--dubboRegistry: %v", err)
-			}
-		}
-		w := zookeeper.NewWatcher(cfg, ctl)
-		if cfg.Levels.Application {
-			name, err := ctl.AddApplicationSource(cfg.Name, addr)
-			if err != nil {
-				return nil, nil, fmt.Errorf("--dubboRegistry: %v", err)
-			}
-			src := appdiscovery.NewSource(appdiscovery.Options{
-				Source:      name,
-				Remote:      w.RemoteMetadata,
-				Timeout:     f.MetadataTimeout,
-				Concurrency: f.MetadataConcurrency,
-			}, ctl)
-			w.SetAppSink(src, name)
-			ctl.AddDebugSection(func() any { return src.Debug() })
-			runners = append(runners, src)
-		}
-		runners = append(runners, w)
-		scope.Infof("Dubbo registry %s: ZooKeeper %v, levels %v (interfaces under %s, applications under %s), session timeout %v",
-			cfg.Name, cfg.Servers, cfg.Levels, cfg.Root, cfg.ServicesRoot, cfg.SessionTimeout)
+		runners = append(runners, rs...)
 	}
 	return ctl, runners, nil
+}
+
+// addZooKeeper adds a ZooKeeper registry: its watcher and, at the application level, the
+// metadata resolution.
+func addZooKeeper(f Flags, ctl *registry.Controller, addr string, defLevels regaddr.Levels) ([]Runner, error) {
+	cfg, err := zookeeper.ParseAddress(addr)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Levels == (regaddr.Levels{}) {
+		cfg.Levels = defLevels
+	}
+	if cfg.Levels.Interface {
+		if err := ctl.AddSource(cfg.Name, regaddr.Redact(addr)); err != nil {
+			return nil, err
+		}
+	}
+	w := zookeeper.NewWatcher(cfg, ctl)
+	var runners []Runner
+	if cfg.Levels.Application {
+		src, err := addApplicationLevel(f, ctl, cfg.Name, addr, w.RemoteMetadata)
+		if err != nil {
+			return nil, err
+		}
+		w.SetAppSink(src, src.Name())
+		runners = append(runners, src)
+	}
+	scope.Infof("Dubbo registry %s: ZooKeeper %v, levels %v (interfaces under %s, applications under %s), session timeout %v",
+		cfg.Name, cfg.Servers, cfg.Levels, cfg.Root, cfg.ServicesRoot, cfg.SessionTimeout)
+	return append(runners, w), nil
+}
+
+// addNacos adds a Nacos registry: its watcher and, at the application level, the
+// metadata resolution with the Nacos config center as metadata report.
+func addNacos(f Flags, ctl *registry.Controller, addr string, defLevels regaddr.Levels) ([]Runner, error) {
+	cfg, err := nacos.ParseAddress(addr)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Levels == (regaddr.Levels{}) {
+		cfg.Levels = defLevels
+	}
+	cfg.ListInterval, cfg.Dir = f.NacosListInterval, f.NacosDir
+	if cfg.ListInterval <= 0 {
+		return nil, fmt.Errorf("--dubboNacosListInterval must be positive, got %v", cfg.ListInterval)
+	}
+	ifaceSrc := ""
+	if cfg.Levels.Interface {
+		if err := ctl.AddSource(cfg.Name, cfg.Address); err != nil {
+			return nil, err
+		}
+		ifaceSrc = cfg.Name
+	}
+	w := nacos.NewWatcher(cfg, ctl, ifaceSrc)
+	var runners []Runner
+	if cfg.Levels.Application {
+		src, err := addApplicationLevel(f, ctl, cfg.Name, cfg.Address, w.RemoteMetadata)
+		if err != nil {
+			return nil, err
+		}
+		w.SetAppSink(src, src.Name())
+		runners = append(runners, src)
+	}
+	ctl.AddDebugSection(registry.SectionNacos, func() any { return w.Debug() })
+	scope.Infof("Dubbo registry %s: Nacos %v, namespace %s, group %s, levels %v, services listed every %v, client files under %s",
+		cfg.Name, cfg.Servers, cfg.NamespaceName(), cfg.Group, cfg.Levels, cfg.ListInterval, cfg.Dir)
+	return append(runners, w), nil
+}
+
+// addApplicationLevel adds the application level (Dubbo 3) of a registry, whatever its
+// kind: remote reads the registry's metadata report.
+func addApplicationLevel(f Flags, ctl *registry.Controller, name, addr string, remote appdiscovery.RemoteFetcher) (*appdiscovery.Source, error) {
+	source, err := ctl.AddApplicationSource(name, addr)
+	if err != nil {
+		return nil, err
+	}
+	src := appdiscovery.NewSource(appdiscovery.Options{
+		Source:      source,
+		Remote:      remote,
+		Timeout:     f.MetadataTimeout,
+		Concurrency: f.MetadataConcurrency,
+	}, ctl)
+	ctl.AddDebugSection(registry.SectionApplications, func() any { return src.Debug() })
+	return src, nil
 }

@@ -97,7 +97,7 @@ type Controller struct {
 	afterFunc  func(d time.Duration, f func()) *time.Timer
 	renderHook func() // called by Debug between the snapshot and the rendering
 
-	debugSections []func() any // application levels in /debug/dubboz
+	debugSections []debugSection // application levels and Nacos registries in /debug/dubboz
 }
 
 // ifaceState is one Dubbo interface over every source.

@@ -34,15 +34,28 @@ type DebugView struct {
 	Registries  []DebugRegistry `json:"registries"`
 	// Applications are the application levels (Dubbo 3) of the registries: applications,
 	// their metadata revisions, and why a revision does not resolve.
-	Applications []any        `json:"applications,omitempty"`
-	Interfaces   []DebugIface `json:"interfaces"`
+	Applications []any `json:"applications,omitempty"`
+	// Nacos are the Nacos registries' own state: connection, subscriptions, errors.
+	Nacos      []any        `json:"nacos,omitempty"`
+	Interfaces []DebugIface `json:"interfaces"`
 }
 
-// AddDebugSection adds a view to /debug/dubboz's applications (before Run).
-func (c *Controller) AddDebugSection(f func() any) {
+// Sections of /debug/dubboz that registry kinds add to (AddDebugSection).
+const (
+	SectionApplications = "applications"
+	SectionNacos        = "nacos"
+)
+
+// AddDebugSection adds a view to a section of /debug/dubboz (before Run).
+func (c *Controller) AddDebugSection(section string, f func() any) {
 	c.updateMu.Lock()
 	defer c.updateMu.Unlock()
-	c.debugSections = append(c.debugSections, f)
+	c.debugSections = append(c.debugSections, debugSection{section, f})
+}
+
+type debugSection struct {
+	section string
+	view    func() any
 }
 
 // DebugRegistry is one configured registry.
@@ -162,8 +175,13 @@ func (c *Controller) Debug() DebugView {
 	sections := c.debugSections
 	c.updateMu.Unlock()
 
-	for _, f := range sections {
-		v.Applications = append(v.Applications, f())
+	for _, d := range sections {
+		switch d.section {
+		case SectionNacos:
+			v.Nacos = append(v.Nacos, d.view())
+		default:
+			v.Applications = append(v.Applications, d.view())
+		}
 	}
 	if c.renderHook != nil {
 		c.renderHook()

@@ -16,11 +16,11 @@ package zookeeper
 
 import (
 	"fmt"
-	"net"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/regaddr"
 )
 
 // Config is one ZooKeeper registry, parsed from Dubbo's registry address syntax.
@@ -44,35 +44,11 @@ type Config struct {
 	ServicesRoot string
 }
 
-// Levels are the registration levels a registry is read at.
-type Levels struct {
-	Interface, Application bool
-}
+// Levels are the registration levels read (regaddr.Levels).
+type Levels = regaddr.Levels
 
-// ParseLevels parses Dubbo's registry-type values (interface, service or instance, all)
-// and their aliases (application, both).
-func ParseLevels(s string) (Levels, error) {
-	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "interface":
-		return Levels{Interface: true}, nil
-	case "service", "instance", "application":
-		return Levels{Application: true}, nil
-	case "all", "both", "":
-		return Levels{Interface: true, Application: true}, nil
-	}
-	return Levels{}, fmt.Errorf("registry level %q: want interface, application (service) or all", s)
-}
-
-func (l Levels) String() string {
-	switch {
-	case l.Interface && l.Application:
-		return "all"
-	case l.Interface:
-		return "interface"
-	default:
-		return "application"
-	}
-}
+// ParseLevels parses Dubbo's registry-type values (interface, service or instance, all).
+var ParseLevels = regaddr.ParseLevels
 
 const (
 	defaultPort           = "2181"
@@ -96,41 +72,22 @@ const (
 func ParseAddress(addr string) (Config, error) {
 	c := Config{Address: addr, Root: defaultRoot, SessionTimeout: defaultSessionTimeout,
 		ServicesRoot: defaultServicesRoot}
-	scheme, rest, ok := strings.Cut(strings.TrimSpace(addr), "://")
-	if !ok {
-		return c, fmt.Errorf("registry address %q: want zookeeper://host:port[?params]", addr)
-	}
+	scheme, _, _ := strings.Cut(strings.TrimSpace(addr), "://")
 	switch strings.ToLower(scheme) {
 	case "zookeeper":
-	case "nacos", "etcd", "etcd3", "consul", "multicast", "redis":
-		return c, fmt.Errorf("registry address %q: %s registries are not supported yet (zookeeper:// is)", addr, scheme)
+	case "nacos":
+		return c, fmt.Errorf("registry address %q: not a zookeeper:// address", regaddr.Redact(addr))
+	case "etcd", "etcd3", "consul", "multicast", "redis":
+		return c, fmt.Errorf("registry address %q: %s registries are not supported (zookeeper:// and nacos:// are)", regaddr.Redact(addr), scheme)
 	default:
-		return c, fmt.Errorf("registry address %q: unknown registry scheme %q (want zookeeper://)", addr, scheme)
+		return c, fmt.Errorf("registry address %q: unknown registry scheme %q (want zookeeper:// or nacos://)", regaddr.Redact(addr), scheme)
 	}
-	hosts, query, _ := strings.Cut(rest, "?")
-	if i := strings.IndexByte(hosts, '/'); i >= 0 {
-		hosts = hosts[:i] // Dubbo puts the RegistryService path here; it carries no meaning for us
-	}
-	params, err := url.ParseQuery(query)
+	a, err := regaddr.Parse(addr, defaultPort)
 	if err != nil {
-		return c, fmt.Errorf("registry address %q: bad parameters: %v", addr, err)
+		return c, err
 	}
-	all := splitList(hosts)
-	all = append(all, splitList(params.Get("backup"))...)
-	if len(all) == 0 {
-		return c, fmt.Errorf("registry address %q: no ZooKeeper server", addr)
-	}
-	seen := map[string]bool{}
-	for _, h := range all {
-		hp, err := hostPort(h)
-		if err != nil {
-			return c, fmt.Errorf("registry address %q: %v", addr, err)
-		}
-		if !seen[hp] {
-			seen[hp] = true
-			c.Servers = append(c.Servers, hp)
-		}
-	}
+	c.Servers, c.Levels = a.Servers, a.Levels
+	params := a.Params
 	switch {
 	case params.Get("root") != "":
 		c.Root = params.Get("root")
@@ -143,11 +100,6 @@ func ParseAddress(addr string) (Config, error) {
 	c.Root = strings.TrimRight(c.Root, "/")
 	if c.Root == "" || strings.Contains(c.Root, "//") {
 		return c, fmt.Errorf("registry address %q: bad root path %q", addr, params.Get("root")+params.Get("group"))
-	}
-	if v := params.Get("registry-type"); v != "" {
-		if c.Levels, err = ParseLevels(v); err != nil {
-			return c, fmt.Errorf("registry address %q: %v", addr, err)
-		}
 	}
 	if v := params.Get("rootPath"); v != "" {
 		c.ServicesRoot = "/" + strings.Trim(v, "/")
@@ -179,33 +131,4 @@ func ParseAddress(addr string) (Config, error) {
 		break
 	}
 	return c, nil
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-func hostPort(h string) (string, error) {
-	host, port, err := net.SplitHostPort(h)
-	if err != nil {
-		// No port: ZooKeeper's default.
-		if strings.Contains(err.Error(), "missing port") {
-			host, port = strings.Trim(h, "[]"), defaultPort
-		} else {
-			return "", fmt.Errorf("bad server %q: %v", h, err)
-		}
-	}
-	if host == "" {
-		return "", fmt.Errorf("bad server %q: empty host", h)
-	}
-	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-		return "", fmt.Errorf("bad server %q: port %q is not in 1..65535", h, port)
-	}
-	return net.JoinHostPort(host, port), nil
 }

@@ -97,7 +97,7 @@ func newAppEnv(t *testing.T, addr string, opts appdiscovery.Options) *appEnv {
 	}
 	src := appdiscovery.NewSource(opts, e.ctl)
 	w.SetAppSink(src, name)
-	e.ctl.AddDebugSection(func() any { return src.Debug() })
+	e.ctl.AddDebugSection(registry.SectionApplications, func() any { return src.Debug() })
 	stop := make(chan struct{})
 	var running sync.WaitGroup
 	running.Add(2)

@@ -1,0 +1,701 @@
+// Copyright dubbo-istiod authors.
+//
+// Licensed under the Apache License, Version 2.0 (the "License");
+// you may not use this file except in compliance with the License.
+// You may obtain a copy of the License at
+//
+//     http://www.apache.org/licenses/LICENSE-2.0
+//
+// Unless required by applicable law or agreed to in writing, software
+// distributed under the License is distributed on an "AS IS" BASIS,
+// WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+// See the License for the specific language governing permissions and
+// limitations under the License.
+
+package nacos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nacos-group/nacos-sdk-go/v2/clients"
+	"github.com/nacos-group/nacos-sdk-go/v2/clients/config_client"
+	"github.com/nacos-group/nacos-sdk-go/v2/clients/naming_client"
+	"github.com/nacos-group/nacos-sdk-go/v2/common/constant"
+	"github.com/nacos-group/nacos-sdk-go/v2/model"
+	"github.com/nacos-group/nacos-sdk-go/v2/vo"
+	"golang.org/x/time/rate"
+
+	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/appdiscovery"
+	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/dubbolog"
+	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/provider"
+)
+
+var scope = dubbolog.Scope
+
+// Sink is the Dubbo registry, as a Nacos registry feeds it.
+type Sink interface {
+	SetURLs(source, iface string, urls map[string]*provider.URL, observed time.Time)
+	RemoveInterface(source, iface string, observed time.Time)
+	SourceConnected(source string, connected, newSession bool)
+	SourceSynced(source string)
+	ListError(source, path string, err error)
+}
+
+// AppSink is the application level of the registry (appdiscovery.Source).
+type AppSink interface {
+	SetDecoded(app string, instances map[string]appdiscovery.Decoded, observed time.Time)
+	RemoveApp(app string, observed time.Time)
+	Listed()
+}
+
+const (
+	// pageSize of the service list reads.
+	pageSize = 500
+	// subscribeConcurrency bounds the subscriptions in flight (each is a round trip).
+	subscribeConcurrency = 8
+	// healthInterval is how often the client's connection state is read.
+	healthInterval = 500 * time.Millisecond
+)
+
+// Watcher reads one Nacos registry.
+type Watcher struct {
+	cfg      Config
+	sink     Sink
+	ifaceSrc string // "" when the interface level is not read
+	apps     AppSink
+	appSrc   string
+
+	// healthInterval and newClients are replaced by tests.
+	healthInterval time.Duration
+	newClients     func(Config) (naming_client.INamingClient, config_client.IConfigClient, error)
+
+	// syncMu serialises syncServices (the list interval and a reconnection both run it).
+	syncMu sync.Mutex
+
+	mu        sync.Mutex
+	naming    naming_client.INamingClient
+	config    config_client.IConfigClient
+	subs      map[string]*subscription
+	ifaces    map[string]map[string]map[string]*provider.URL // interface -> Nacos service -> name -> URL
+	fed       map[string]bool                                // applications handed to the application level
+	connected bool
+	everUp    bool
+	synced    bool
+	lastList  time.Time
+	listed    int // services in the last list
+	lastErr   map[string]debugError
+	listFails int
+
+	logLimiter *rate.Limiter
+	wg         sync.WaitGroup
+}
+
+// subscription is one subscribed Nacos service.
+type subscription struct {
+	service  string
+	name     ServiceName
+	param    *vo.SubscribeParam
+	key      string // the instance list last applied
+	dubbo    int    // Dubbo instances listed
+	out      int    // of which out of rotation
+	nonDubbo int    // instances of a candidate application that are not Dubbo's
+	rejected int
+	pushes   int
+	lastPush time.Time
+}
+
+type debugError struct {
+	Error string    `json:"error"`
+	Since time.Time `json:"since"`
+	Last  time.Time `json:"last"`
+	Count int       `json:"count"`
+}
+
+// NewWatcher creates the reader of a Nacos registry. ifaceSource is the registry
+// source of interface-level providers ("" when that level is not read); apps, when not
+// nil, receives the application-level instances.
+func NewWatcher(cfg Config, sink Sink, ifaceSource string) *Watcher {
+	return &Watcher{
+		cfg: cfg, sink: sink, ifaceSrc: ifaceSource,
+		healthInterval: healthInterval,
+		newClients:     newClients,
+		subs:           map[string]*subscription{},
+		ifaces:         map[string]map[string]map[string]*provider.URL{},
+		fed:            map[string]bool{},
+		lastErr:        map[string]debugError{},
+		logLimiter:     rate.NewLimiter(rate.Every(time.Minute), 5),
+	}
+}
+
+// SetAppSink makes the watcher read application-level services into sink, reported as
+// source (before Run).
+func (w *Watcher) SetAppSink(sink AppSink, source string) {
+	w.apps, w.appSrc = sink, source
+}
+
+func (w *Watcher) sources() []string {
+	var out []string
+	for _, s := range []string{w.ifaceSrc, w.appSrc} {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// safeName turns a registry name into a directory name.
+var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
+
+// newClients creates the SDK's naming and config clients: gRPC to port+1000 of each
+// server, cache and logs under cfg.Dir, nothing loaded from a previous run's cache,
+// empty instance lists delivered (the registry's empty protection decides, not the SDK).
+func newClients(cfg Config) (naming_client.INamingClient, config_client.IConfigClient, error) {
+	dir := filepath.Join(cfg.Dir, unsafeChars.ReplaceAllString(cfg.Name, "_"))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("client directory: %v", err)
+	}
+	var servers []constant.ServerConfig
+	for _, s := range cfg.Servers {
+		host, port, _ := net.SplitHostPort(s)
+		p, _ := strconv.ParseUint(port, 10, 64)
+		servers = append(servers, *constant.NewServerConfig(host, p))
+	}
+	timeout := cfg.Timeout
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
+	cc := constant.NewClientConfig(
+		constant.WithNamespaceId(cfg.Namespace),
+		constant.WithTimeoutMs(uint64(timeout.Milliseconds())),
+		constant.WithNotLoadCacheAtStart(true),
+		constant.WithUpdateCacheWhenEmpty(true),
+		constant.WithDisableUseSnapShot(true),
+		constant.WithCacheDir(filepath.Join(dir, "cache")),
+		constant.WithLogDir(filepath.Join(dir, "log")),
+		constant.WithLogLevel("warn"),
+		constant.WithUsername(cfg.Username),
+		constant.WithPassword(cfg.Password),
+		constant.WithAccessKey(cfg.AccessKey),
+		constant.WithSecretKey(cfg.SecretKey),
+		constant.WithAppName("dubbo-istiod"),
+	)
+	param := vo.NacosClientParam{ClientConfig: cc, ServerConfigs: servers}
+	naming, err := clients.NewNamingClient(param)
+	if err != nil {
+		return nil, nil, fmt.Errorf("naming client: %v", err)
+	}
+	config, err := clients.NewConfigClient(param)
+	if err != nil {
+		naming.CloseClient()
+		return nil, nil, fmt.Errorf("config client: %v", err)
+	}
+	return naming, config, nil
+}
+
+// Run reads the registry until stop closes.
+func (w *Watcher) Run(stop <-chan struct{}) {
+	scope.Infof("registry %s: reading Nacos %v, namespace %s, group %s (%s), services listed every %v",
+		w.cfg.Name, w.cfg.Servers, w.cfg.NamespaceName(), w.cfg.Group, w.levels(), w.cfg.ListInterval)
+	backoff := time.Second
+	for {
+		naming, config, err := w.newClients(w.cfg)
+		if err == nil {
+			w.mu.Lock()
+			w.naming, w.config = naming, config
+			w.mu.Unlock()
+			break
+		}
+		w.fail("client", "", err)
+		select {
+		case <-stop:
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 30*time.Second)
+	}
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		w.watchHealth(stop)
+	}()
+	interval := w.cfg.ListInterval
+	if interval <= 0 {
+		interval = 10 * time.Second
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		w.syncServices()
+		select {
+		case <-stop:
+			w.wg.Wait()
+			w.close()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (w *Watcher) levels() string {
+	switch {
+	case w.ifaceSrc != "" && w.apps != nil:
+		return "interface and application level"
+	case w.apps != nil:
+		return "application level"
+	}
+	return "interface level"
+}
+
+func (w *Watcher) close() {
+	w.mu.Lock()
+	naming, config := w.naming, w.config
+	w.mu.Unlock()
+	naming.CloseClient()
+	config.CloseClient()
+}
+
+// watchHealth reports the client's connection to the registry. A reconnection is a new
+// session: the server forgot our subscriptions (the client subscribes again and the
+// instance lists are re-read), and providers that left meanwhile are removed only after
+// the reconnect grace, as for a ZooKeeper session.
+func (w *Watcher) watchHealth(stop <-chan struct{}) {
+	t := time.NewTicker(w.healthInterval)
+	defer t.Stop()
+	for {
+		w.mu.Lock()
+		naming := w.naming
+		w.mu.Unlock()
+		up := naming.ServerHealthy()
+		w.mu.Lock()
+		changed, newSession := up != w.connected, up && w.everUp
+		resync := up && (newSession || !w.synced)
+		w.connected = up
+		if up {
+			w.everUp = true
+		}
+		w.mu.Unlock()
+		if changed {
+			if up {
+				scope.Infof("registry %s: connected to Nacos %v", w.cfg.Name, w.cfg.Servers)
+			} else {
+				scope.Warnf("registry %s: connection to Nacos %v lost; serving the last provider lists", w.cfg.Name, w.cfg.Servers)
+			}
+			for _, src := range w.sources() {
+				w.sink.SourceConnected(src, up, newSession)
+			}
+			if changed && resync {
+				// After a reconnection the client re-subscribes on its own; listing now
+				// makes the registry's state current (and, when the server was down at
+				// start, reads it) without waiting for the next interval.
+				w.wg.Add(1)
+				go func() {
+					defer w.wg.Done()
+					w.syncServices()
+				}()
+			}
+		}
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// syncServices lists the services, subscribes to new Dubbo ones, unsubscribes from
+// those gone, and re-reads every subscribed list from the client's cache (a missed or
+// reordered callback heals at the next interval).
+func (w *Watcher) syncServices() {
+	w.syncMu.Lock()
+	defer w.syncMu.Unlock()
+	w.mu.Lock()
+	naming := w.naming
+	w.mu.Unlock()
+	names, err := w.listServices(naming)
+	if err != nil {
+		w.fail("list", "", err)
+		return
+	}
+	w.ok("list", "")
+	want := map[string]ServiceName{}
+	for _, n := range names {
+		sn := ParseServiceName(n)
+		switch {
+		case sn.Kind == KindInterface && w.ifaceSrc != "":
+		case sn.Kind == KindApplication && w.apps != nil:
+		default:
+			continue
+		}
+		want[n] = sn
+	}
+	w.mu.Lock()
+	var add []string
+	var gone []*subscription
+	for n := range want {
+		if w.subs[n] == nil {
+			add = append(add, n)
+		}
+	}
+	for n, s := range w.subs {
+		if _, ok := want[n]; !ok {
+			gone = append(gone, s)
+		}
+	}
+	first := !w.synced
+	w.mu.Unlock()
+
+	for _, s := range gone {
+		w.unsubscribe(naming, s)
+	}
+	slices.Sort(add)
+	sem := make(chan struct{}, subscribeConcurrency)
+	var wg sync.WaitGroup
+	for _, n := range add {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			w.subscribe(naming, n, want[n])
+		}()
+	}
+	wg.Wait()
+	w.resync(naming)
+
+	w.mu.Lock()
+	w.lastList, w.listed = time.Now(), len(names)
+	w.synced = true
+	w.recordGauges()
+	w.mu.Unlock()
+	if first {
+		if w.ifaceSrc != "" {
+			w.sink.SourceSynced(w.ifaceSrc)
+		}
+		if w.apps != nil {
+			w.apps.Listed()
+		}
+	}
+}
+
+// listServices pages through the services of the registry's namespace and group.
+func (w *Watcher) listServices(naming naming_client.INamingClient) ([]string, error) {
+	var names []string
+	for page := uint32(1); ; page++ {
+		l, err := naming.GetAllServicesInfo(vo.GetAllServiceInfoParam{
+			NameSpace: w.cfg.Namespace, GroupName: w.cfg.Group, PageNo: page, PageSize: pageSize,
+		})
+		if err != nil {
+			return nil, err
+		}
+		names = append(names, l.Doms...)
+		if len(l.Doms) < pageSize || int64(len(names)) >= l.Count {
+			break
+		}
+	}
+	return names, nil
+}
+
+func (w *Watcher) subscribe(naming naming_client.INamingClient, service string, sn ServiceName) {
+	s := &subscription{service: service, name: sn}
+	s.param = &vo.SubscribeParam{
+		ServiceName: service,
+		GroupName:   w.cfg.Group,
+		SubscribeCallback: func(instances []model.Instance, err error) {
+			if err == nil {
+				w.apply(s, instances, time.Now())
+			}
+		},
+	}
+	w.mu.Lock()
+	w.subs[service] = s
+	w.mu.Unlock()
+	// The client delivers the current list to the callback before Subscribe returns.
+	if err := naming.Subscribe(s.param); err != nil {
+		w.mu.Lock()
+		if w.subs[service] == s {
+			delete(w.subs, service)
+		}
+		w.mu.Unlock()
+		w.fail("subscribe", service, err)
+		return
+	}
+	w.ok("subscribe", service)
+}
+
+func (w *Watcher) unsubscribe(naming naming_client.INamingClient, s *subscription) {
+	now := time.Now()
+	w.mu.Lock()
+	if w.subs[s.service] == s {
+		delete(w.subs, s.service)
+		w.removeLocked(s, now)
+	}
+	w.mu.Unlock()
+	if err := naming.Unsubscribe(s.param); err != nil {
+		w.fail("unsubscribe", s.service, err)
+	}
+}
+
+// resync re-applies every subscribed list from the client's cache (no request).
+func (w *Watcher) resync(naming naming_client.INamingClient) {
+	w.mu.Lock()
+	subs := slices.Collect(maps.Values(w.subs))
+	w.mu.Unlock()
+	for _, s := range subs {
+		instances, err := naming.SelectAllInstances(vo.SelectAllInstancesParam{ServiceName: s.service, GroupName: w.cfg.Group})
+		if err == nil {
+			w.apply(s, instances, time.Now())
+		}
+	}
+}
+
+// apply installs the instance list of a subscribed service.
+func (w *Watcher) apply(s *subscription, instances []model.Instance, observed time.Time) {
+	key := listKey(instances)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.subs[s.service] != s || s.key == key {
+		return
+	}
+	s.key = key
+	s.pushes++
+	s.lastPush = observed
+	s.dubbo, s.out, s.nonDubbo, s.rejected = 0, 0, 0, 0
+	pushesTotal.With(registryTag.Value(w.cfg.Name)).Increment()
+	switch s.name.Kind {
+	case KindInterface:
+		w.applyInterface(s, instances, observed)
+	case KindApplication:
+		w.applyApplication(s, instances, observed)
+	}
+	w.recordGauges()
+}
+
+func (w *Watcher) applyInterface(s *subscription, instances []model.Instance, observed time.Time) {
+	urls := make(map[string]*provider.URL, len(instances))
+	for i := range instances {
+		in := &instances[i]
+		s.dubbo++
+		if ok, _ := inRotation(in); !ok {
+			s.out++
+			continue
+		}
+		u, err := ProviderURL(s.name, in)
+		if err != nil {
+			s.rejected++
+			reason := "invalid"
+			var pe *provider.Error
+			if errors.As(err, &pe) {
+				reason = string(pe.Reason)
+			}
+			rejectedTotal.With(registryTag.Value(w.cfg.Name), reasonTag.Value(reason)).Increment()
+			w.logf("registry %s: service %s: instance %s rejected: %v", w.cfg.Name, s.service, clip(instanceName(in)), err)
+			continue
+		}
+		urls[s.service+"/"+instanceName(in)] = u
+	}
+	iface := s.name.Interface
+	if w.ifaces[iface] == nil {
+		w.ifaces[iface] = map[string]map[string]*provider.URL{}
+	}
+	w.ifaces[iface][s.service] = urls
+	w.publishInterface(iface, observed)
+}
+
+// publishInterface reports an interface's URLs over its Nacos services (one per
+// version and group).
+func (w *Watcher) publishInterface(iface string, observed time.Time) {
+	byService := w.ifaces[iface]
+	if len(byService) == 0 {
+		delete(w.ifaces, iface)
+		w.sink.RemoveInterface(w.ifaceSrc, iface, observed)
+		return
+	}
+	all := map[string]*provider.URL{}
+	for _, urls := range byService {
+		maps.Copy(all, urls)
+	}
+	w.sink.SetURLs(w.ifaceSrc, iface, all, observed)
+}
+
+func (w *Watcher) applyApplication(s *subscription, instances []model.Instance, observed time.Time) {
+	app := s.service
+	decoded := map[string]appdiscovery.Decoded{}
+	for i := range instances {
+		in := &instances[i]
+		if !isDubboInstance(in) {
+			s.nonDubbo++
+			continue
+		}
+		s.dubbo++
+		if ok, _ := inRotation(in); !ok {
+			s.out++
+			continue
+		}
+		decoded[instanceName(in)] = AppInstance(app, in)
+	}
+	if s.dubbo == 0 && !w.fed[app] {
+		return // not a Dubbo application (yet)
+	}
+	w.fed[app] = true
+	w.apps.SetDecoded(app, decoded, observed)
+}
+
+// removeLocked forgets a service that is not listed any more.
+func (w *Watcher) removeLocked(s *subscription, observed time.Time) {
+	switch s.name.Kind {
+	case KindInterface:
+		iface := s.name.Interface
+		if byService := w.ifaces[iface]; byService != nil {
+			delete(byService, s.service)
+			w.publishInterface(iface, observed)
+		}
+	case KindApplication:
+		if w.fed[s.service] {
+			delete(w.fed, s.service)
+			w.apps.RemoveApp(s.service, observed)
+		}
+	}
+	w.recordGauges()
+}
+
+// listKey identifies an instance list's content, whatever its order.
+func listKey(instances []model.Instance) string {
+	keys := make([]string, len(instances))
+	for i := range instances {
+		keys[i] = instanceKey(&instances[i])
+	}
+	slices.Sort(keys)
+	n := 0
+	for _, k := range keys {
+		n += len(k) + 1
+	}
+	b := make([]byte, 0, n)
+	for _, k := range keys {
+		b = append(b, k...)
+		b = append(b, '\n')
+	}
+	return string(b)
+}
+
+func (w *Watcher) recordGauges() {
+	var ifaces, apps, instances, out float64
+	for _, s := range w.subs {
+		if s.name.Kind == KindInterface {
+			ifaces++
+		} else {
+			apps++
+		}
+		instances += float64(s.dubbo)
+		out += float64(s.out)
+	}
+	r := registryTag.Value(w.cfg.Name)
+	subscribedGauge.With(r, kindTag.Value("interface")).Record(ifaces)
+	subscribedGauge.With(r, kindTag.Value("application")).Record(apps)
+	instancesGauge.With(r).Record(instances)
+	outOfRotationGauge.With(r).Record(out)
+}
+
+// fail records a failed request: counted, shown in /debug/dubboz, logged at the first
+// failure and then rate-limited. A list failure is the registry's list error.
+func (w *Watcher) fail(reason, service string, err error) {
+	errorsTotal.With(registryTag.Value(w.cfg.Name), reasonTag.Value(reason)).Increment()
+	k := reason
+	if service != "" {
+		k += " " + service
+	}
+	now := time.Now()
+	w.mu.Lock()
+	e, seen := w.lastErr[k]
+	if !seen {
+		e.Since = now
+	}
+	e.Error, e.Last = err.Error(), now
+	e.Count++
+	w.lastErr[k] = e
+	w.mu.Unlock()
+	if reason == "list" || reason == "client" {
+		for _, src := range w.sources() {
+			w.sink.ListError(src, "", err)
+		}
+	}
+	if !seen {
+		scope.Warnf("registry %s: Nacos %s %s failed (retrying; see /debug/dubboz): %v", w.cfg.Name, reason, service, err)
+	} else {
+		w.logf("registry %s: Nacos %s %s still failing (%d attempts): %v", w.cfg.Name, reason, service, e.Count, err)
+	}
+}
+
+// ok clears a failure once the request works again.
+func (w *Watcher) ok(reason, service string) {
+	k := reason
+	if service != "" {
+		k += " " + service
+	}
+	w.mu.Lock()
+	_, had := w.lastErr[k]
+	delete(w.lastErr, k)
+	w.mu.Unlock()
+	if had {
+		scope.Infof("registry %s: Nacos %s %s works again", w.cfg.Name, reason, service)
+		if reason == "list" || reason == "client" {
+			for _, src := range w.sources() {
+				w.sink.ListError(src, "", nil)
+			}
+		}
+	}
+}
+
+func (w *Watcher) logf(format string, args ...any) {
+	if w.logLimiter.Allow() {
+		scope.Warnf(format, args...)
+	}
+}
+
+// RemoteMetadata reads an application revision's metadata from the Nacos config
+// center: dataId=<app>, group=<revision>, as Dubbo 3's Nacos metadata report writes it
+// (and the older dataId=<app>:<revision> in DEFAULT_GROUP).
+func (w *Watcher) RemoteMetadata(ctx context.Context, app, revision string) ([]byte, error) {
+	w.mu.Lock()
+	config := w.config
+	w.mu.Unlock()
+	if config == nil {
+		return nil, fmt.Errorf("not connected to Nacos yet")
+	}
+	var lastErr error
+	for _, p := range []vo.ConfigParam{{DataId: app, Group: revision}, {DataId: app + ":" + revision, Group: DefaultGroup}} {
+		type result struct {
+			content string
+			err     error
+		}
+		ch := make(chan result, 1)
+		go func() {
+			c, err := config.GetConfig(p)
+			ch <- result{c, err}
+		}()
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case r := <-ch:
+			switch {
+			case r.err != nil:
+				lastErr = fmt.Errorf("config dataId=%s group=%s: %v", p.DataId, p.Group, r.err)
+			case r.content == "":
+				lastErr = fmt.Errorf("config dataId=%s group=%s: not found", p.DataId, p.Group)
+			default:
+				return []byte(r.content), nil
+			}
+		}
+	}
+	errorsTotal.With(registryTag.Value(w.cfg.Name), reasonTag.Value("metadata")).Increment()
+	return nil, lastErr
+}
