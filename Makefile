@@ -46,7 +46,7 @@ TEST_FLAGS ?=
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: image all prepare build upstream-bin kube-bins dubbo3-bin tools test test-unit test-upstream test-e2e test-kube patches-check demo demo-deps deps bench clean
+.PHONY: image all prepare build upstream-bin kube-bins dubbo3-bin polaris-bin tools test test-unit test-upstream test-e2e test-kube patches-check demo demo-deps deps bench clean
 
 all: build
 
@@ -77,6 +77,14 @@ DUBBO3_BIN := out/dubbo3/bin/dubbo3
 dubbo3-bin:
 	tools/dubbo3/build.sh >/dev/null
 
+# Polaris v1.18.1, whose Nacos-protocol API is the Nacos server of the tests
+# (tests/framework/nacos), built from the Go module proxy with tools/polaris/patches and
+# cached under ~/.cache/dubbo-istiod/polaris (tools/polaris/build.sh); linked with its
+# config template as out/polaris/bin/polaris-server{,.yaml}.
+POLARIS_BIN := out/polaris/bin/polaris-server
+polaris-bin:
+	tools/polaris/build.sh >/dev/null
+
 patches-check:
 	tools/patches.sh check
 
@@ -84,9 +92,9 @@ patches-check:
 # test end to end stay static release builds).
 GO_TEST_RACE := CGO_ENABLED=1 $(GO) test -race
 
-test-unit: prepare
+test-unit: prepare polaris-bin
 	$(GO) vet ./...
-	$(GO_TEST_RACE) $(TEST_FLAGS) $$($(GO) list ./... | grep -v -e /tests/e2e -e /tests/install -e /tests/kube)
+	DUBBO_POLARIS_BIN=$(CURDIR)/$(POLARIS_BIN) $(GO_TEST_RACE) $(TEST_FLAGS) $$($(GO) list ./... | grep -v -e /tests/e2e -e /tests/install -e /tests/kube)
 
 # Upstream tests run inside the patched copy, as the upstream module they are; an
 # upstream test that fails once under load is run again alone and reported as a flake
@@ -99,8 +107,8 @@ test-upstream: prepare
 # address already in use). The test process (ADS clients, the ZooKeeper and process
 # harnesses) runs under the race
 # detector; pilot-discovery is the release build.
-test-e2e: build tools image dubbo3-bin
-	PILOT_DISCOVERY_BIN=$(CURDIR)/$(BIN) DUBBO3_BIN=$(CURDIR)/$(DUBBO3_BIN) $(GO_TEST_RACE) $(TEST_FLAGS) -count=1 -p 1 ./tests/e2e/... ./tests/install/...
+test-e2e: build tools image dubbo3-bin polaris-bin
+	PILOT_DISCOVERY_BIN=$(CURDIR)/$(BIN) DUBBO3_BIN=$(CURDIR)/$(DUBBO3_BIN) DUBBO_POLARIS_BIN=$(CURDIR)/$(POLARIS_BIN) $(GO_TEST_RACE) $(TEST_FLAGS) -count=1 -p 1 ./tests/e2e/... ./tests/install/...
 
 # dubbo-istiod as istiod runs in a cluster: a real kube-apiserver and etcd on loopback
 # (tests/framework/kube), stock upstream pilot-discovery of the same pin for parity.
