@@ -613,6 +613,7 @@ func (w *Watcher) fail(reason, service string, err error) {
 	if service != "" {
 		k += " " + service
 	}
+	what := k
 	now := time.Now()
 	w.mu.Lock()
 	e, seen := w.lastErr[k]
@@ -629,9 +630,9 @@ func (w *Watcher) fail(reason, service string, err error) {
 		}
 	}
 	if !seen {
-		scope.Warnf("registry %s: Nacos %s %s failed (retrying; see /debug/dubboz): %v", w.cfg.Name, reason, service, err)
+		scope.Warnf("registry %s: Nacos %s failed (retrying; see /debug/dubboz): %v", w.cfg.Name, what, err)
 	} else {
-		w.logf("registry %s: Nacos %s %s still failing (%d attempts): %v", w.cfg.Name, reason, service, e.Count, err)
+		w.logf("registry %s: Nacos %s still failing (%d attempts): %v", w.cfg.Name, what, e.Count, err)
 	}
 }
 
@@ -646,7 +647,7 @@ func (w *Watcher) ok(reason, service string) {
 	delete(w.lastErr, k)
 	w.mu.Unlock()
 	if had {
-		scope.Infof("registry %s: Nacos %s %s works again", w.cfg.Name, reason, service)
+		scope.Infof("registry %s: Nacos %s works again", w.cfg.Name, k)
 		if reason == "list" || reason == "client" {
 			for _, src := range w.sources() {
 				w.sink.ListError(src, "", nil)
