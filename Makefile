@@ -52,6 +52,7 @@ all: build
 
 prepare:
 	@tools/patches.sh apply
+	@tools/nacos-sdk.sh
 
 build: prepare
 	$(GO) build -trimpath -tags=$(BUILD_TAGS) -ldflags '$(LDFLAGS)' -o $(BIN) ./pilot/cmd/pilot-discovery

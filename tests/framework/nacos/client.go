@@ -24,6 +24,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/nacos-group/nacos-sdk-go/v2/clients"
 	"github.com/nacos-group/nacos-sdk-go/v2/clients/config_client"
@@ -208,7 +209,15 @@ func (s *Server) CreateNamespace(t testing.TB, ns string) {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Polaris-Token", AdminToken)
-	resp, err := http.DefaultClient.Do(req)
+	// Polaris's own HTTP API may come up a moment after the Nacos API the start waits for.
+	var resp *http.Response
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		if resp, err = http.DefaultClient.Do(req); err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	if err != nil {
 		t.Fatalf("create namespace %q: %v", ns, err)
 	}

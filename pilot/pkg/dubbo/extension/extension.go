@@ -84,8 +84,8 @@ var (
 		"Metadata fetches in flight per registry. Same as --dubboMetadataConcurrency.").Get()
 	nacosListIntervalEnv = env.Register("PILOT_DUBBO_NACOS_LIST_INTERVAL", 10*time.Second,
 		"How often the service list of a Nacos registry is read (Nacos has no watch on it). Same as --dubboNacosListInterval.").Get()
-	nacosDirEnv = env.Register("PILOT_DUBBO_NACOS_DIR", filepath.Join(os.TempDir(), "dubbo-istiod", "nacos"),
-		"Directory of the Nacos clients' cache and logs, one subdirectory per registry. Same as --dubboNacosDir.").Get()
+	nacosDirEnv = env.Register("PILOT_DUBBO_NACOS_DIR", "",
+		"Directory of the Nacos clients' cache and logs, one subdirectory per registry; empty: $TMPDIR/dubbo-istiod/nacos. Same as --dubboNacosDir.").Get()
 	appPortEnv = env.Register("PILOT_DUBBO_APP_PORT", 20880,
 		"Default port of the provider app behind ingress_dubbo (node metadata DUBBO_APP_PORT overrides). Same as --dubboAppPort.").Get()
 )
@@ -153,7 +153,11 @@ func addFlags(c *cobra.Command) {
 		"Metadata fetches of Dubbo 3 application revisions in flight per registry [env PILOT_DUBBO_METADATA_CONCURRENCY]")
 	f.DurationVar(&flags.NacosListInterval, "dubboNacosListInterval", nacosListIntervalEnv,
 		"How often the service list of a Nacos registry is read to find new and removed Dubbo services; instance changes are pushed by subscription [env PILOT_DUBBO_NACOS_LIST_INTERVAL]")
-	f.StringVar(&flags.NacosDir, "dubboNacosDir", nacosDirEnv,
+	nacosDir := nacosDirEnv
+	if nacosDir == "" {
+		nacosDir = filepath.Join(os.TempDir(), "dubbo-istiod", "nacos")
+	}
+	f.StringVar(&flags.NacosDir, "dubboNacosDir", nacosDir,
 		"Directory of the Nacos clients' cache and logs (one subdirectory per registry; never the working directory) [env PILOT_DUBBO_NACOS_DIR]")
 	f.Uint32Var(&flags.MOSN.OutboundPort, "dubboOutboundPort", uint32(outboundPortEnv),
 		"MOSN sidecars: port of the egress_dubbo listener on 127.0.0.1 that consumer apps call (node metadata DUBBO_OUTBOUND_PORT overrides) [env PILOT_DUBBO_OUTBOUND_PORT]")
