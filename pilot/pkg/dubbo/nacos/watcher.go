@@ -207,6 +207,17 @@ func newClients(cfg Config) (naming_client.INamingClient, config_client.IConfigC
 func (w *Watcher) Run(stop <-chan struct{}) {
 	scope.Infof("registry %s: reading Nacos %v, namespace %s, group %s (%s), services listed every %v",
 		w.cfg.Name, w.cfg.Servers, w.cfg.NamespaceName(), w.cfg.Group, w.levels(), w.cfg.ListInterval)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-stop
+		cancel()
+	}()
+	if err := w.checkLogin(ctx); err != nil {
+		// The client goes on (a server may serve reads without a login); every interval
+		// that fails shows why in /debug/dubboz.
+		w.fail("auth", "", err)
+	}
 	backoff := time.Second
 	for {
 		naming, config, err := w.newClients(w.cfg)

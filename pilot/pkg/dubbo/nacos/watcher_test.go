@@ -358,3 +358,24 @@ type errString string
 func (e errString) Error() string { return string(e) }
 
 func errorf(s string) error { return errString(s) }
+
+// TestLoginRefusedIsReported: credentials the server refuses are a clear error in
+// /debug/dubboz and the metric, and nothing else stops. Polaris's Nacos API has no login
+// endpoint (tests/framework/nacos), so every login is refused there (HTTP 404); against
+// Alibaba's Nacos a bad password is a 403 "unknown user!". Polaris serves reads without a
+// login, so the providers are still served.
+func TestLoginRefusedIsReported(t *testing.T) {
+	srv := nacosfw.Start(t, nacosfw.Options{})
+	srv.RegisterInstance(t, "", greetService, "", "10.0.8.1", 20880, providerMetadata("greet"))
+	e := start(t, flags(t, "nacos://dubbo:wrong-password@"+srv.Address()))
+	retry.UntilSuccessOrFail(t, e.rec.WantAddrs(greetHost, "10.0.8.1:20880"), retry.Timeout(wait))
+	n := e.nacosView(t)
+	errs, _ := n["errors"].(map[string]any)
+	auth, _ := errs["auth"].(map[string]any)
+	if msg, _ := auth["error"].(string); !strings.Contains(msg, `login as "dubbo"`) || !strings.Contains(msg, "refused") {
+		t.Errorf("dubboz nacos errors[auth] = %v, want the refused login", errs["auth"])
+	}
+	if strings.Contains(n["address"].(string), "wrong-password") {
+		t.Errorf("dubboz shows the password: %s", n["address"])
+	}
+}
