@@ -90,7 +90,8 @@ func (w *Watcher) Debug() DebugRegistry {
 			kind = "interface"
 		}
 		d.Subscribed[kind]++
-		if kind == "application" && s.dubbo == 0 {
+		notDubbo := kind == "application" && !w.fed[name]
+		if notDubbo {
 			d.NonDubboServices++
 		}
 		d.Instances += s.dubbo
@@ -101,7 +102,7 @@ func (w *Watcher) Debug() DebugRegistry {
 			t := s.lastPush
 			d.LastPush = &t
 		}
-		if s.dubbo == 0 && kind == "application" {
+		if notDubbo {
 			continue // not Dubbo's: counted, not listed
 		}
 		if len(d.Services) == maxDebugServices {
