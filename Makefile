@@ -125,7 +125,7 @@ tools: prepare
 	$(GO) build -trimpath -tags=$(BUILD_TAGS) -o out/bin/istioctl istio.io/istio/istioctl/cmd/istioctl
 
 # The live demo: installs ZooKeeper (Debian) if missing, then runs tools/demo.sh.
-demo: build tools dubbo3-bin deps
+demo: build tools dubbo3-bin polaris-bin deps
 	tools/demo.sh
 
 # System packages the demo and the tests use, installed from Debian's packages when

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Copyright dubbo-istiod authors. Licensed under the Apache License, Version 2.0.
 #
-# make demo: a real ZooKeeper, two real Dubbo providers of com.example.DemoService
-# (v1.0.0 on 20880, v2.0.0 on 20890, registered in ZooKeeper as Dubbo does), dubbo-istiod
+# make demo: a real ZooKeeper and a real Nacos-protocol server (Polaris's Nacos API), two
+# real Dubbo providers of com.example.DemoService (v1.0.0 on 20880, v2.0.0 on 20890,
+# registered in ZooKeeper as Dubbo does), Dubbo 3 apps in ZooKeeper and Nacos, dubbo-istiod
 # standalone with example VirtualService/DestinationRule, and what a MOSN sidecar receives.
 # Then it changes things live and shows the pushes arriving. Ctrl-C stops everything.
 #
@@ -53,6 +54,11 @@ HTTP=8080; port_busy $HTTP && HTTP=$(free_port)
 MON=15014; port_busy $MON && MON=$(free_port)
 V1_ADMIN=$(free_port)
 G_DUBBO=$(free_port); G_TRI=$(free_port); G_META=$(free_port)
+N_DUBBO=$(free_port); N_TRI=$(free_port); N_META=$(free_port)
+# Nacos clients reach the gRPC API on the HTTP port + 1000: both must be free.
+NACOS_PORT=8848
+while port_busy $NACOS_PORT || port_busy $((NACOS_PORT + 1000)); do NACOS_PORT=$(( $(free_port) % 50000 + 10000 )); done
+POLARIS_ADMIN=$(free_port)
 for p in 20880 20890; do
   if port_busy $p; then echo "demo: port $p is in use; the demo providers need it" >&2; exit 1; fi
 done
@@ -73,6 +79,16 @@ record $!
 wait_for ZooKeeper 30 bash -c "exec 3<>/dev/tcp/127.0.0.1/$ZK_PORT; printf ruok >&3; read -t 1 -n 4 r <&3; [ \"\$r\" = imok ]"
 echo "ZooKeeper is up"
 
+echo "Nacos: Polaris v1.18.1's Nacos-compatible API (tools/polaris, built from the Go module proxy on first use;"
+echo "  not Alibaba's Java Nacos server, which cannot be installed here) on 127.0.0.1:$NACOS_PORT (gRPC $((NACOS_PORT + 1000)))"
+mkdir -p "$WORK/polaris"
+(cd "$WORK/polaris" && POLARIS_DATA_DIR="$WORK/polaris" POLARIS_NACOS_PORT=$NACOS_PORT POLARIS_ADMIN_PORT=$POLARIS_ADMIN \
+  POLARIS_CLIENT_AUTH=false exec "$ROOT/out/polaris/bin/polaris-server" start -c "$ROOT/out/polaris/bin/polaris-server.yaml" \
+  >"$LOGS/polaris.log" 2>&1) &
+record $!
+wait_for "the Nacos-protocol server" 30 curl -s -o /dev/null "http://127.0.0.1:$NACOS_PORT/nacos/v1/ns/service/list?pageNo=1&pageSize=1"
+echo "Nacos API is up"
+
 bold "2. Two Dubbo providers of com.example.DemoService (Hessian2 over the Dubbo protocol)"
 "$BIN/dubbo-provider" --zk 127.0.0.1:$ZK_PORT --port 20880 --version 1.0.0 --weight 100 --admin 127.0.0.1:$V1_ADMIN >"$LOGS/provider-v1.log" 2>&1 &
 record $!
@@ -83,11 +99,12 @@ wait_for "provider v1" 30 grep -q registered "$LOGS/provider-v1.log"
 wait_for "provider v2" 30 grep -q registered "$LOGS/provider-v2.log"
 sed -n 's/^.*registered /  registered /p' "$LOGS/provider-v1.log" "$LOGS/provider-v2.log" | cut -c1-160
 
-bold "3. dubbo-istiod (standalone: no Kubernetes) reading ZooKeeper, with manifests/examples/dubbo/demo-routing.yaml"
+bold "3. dubbo-istiod (standalone: no Kubernetes) reading ZooKeeper and Nacos, with manifests/examples/dubbo/demo-routing.yaml"
 cp "$ROOT/manifests/examples/dubbo/demo-routing.yaml" "$WORK/config/"
 ENABLE_CA_SERVER=false PILOT_CERT_PROVIDER=none \
 "$BIN/pilot-discovery" discovery --registries= --configDir="$WORK/config" \
   --dubboRegistry="zookeeper://127.0.0.1:$ZK_PORT?name=demo-zk" \
+  --dubboRegistry="nacos://127.0.0.1:$NACOS_PORT?name=demo-nacos" --dubboNacosDir="$WORK/nacos-client" \
   --grpcAddr=127.0.0.1:$GRPC --secureGRPCAddr= --httpsAddr= \
   --httpAddr=127.0.0.1:$HTTP --monitoringAddr=127.0.0.1:$MON --ctrlz_port=0 \
   --meshConfig=/nonexistent --networksConfig=/nonexistent >"$LOGS/pilot-discovery.log" 2>&1 &
@@ -111,7 +128,7 @@ for i in v["interfaces"]:
         print("      %s:%d  weight %d  version=%s  workload=%s" % (e["address"], e["port"], e["weight"], e["labels"].get("version"), e["workload"]))
 PY
 
-bold "6. A Dubbo 3 app: dubbo-go v3.3.2 (tools/dubbo3), application-level registration (its default), dubbo and Triple"
+bold "6. Dubbo 3 apps: dubbo-go v3.3.2 (tools/dubbo3), dubbo and Triple; in ZooKeeper at application level (its default), in Nacos at interface level"
 "$ROOT/out/dubbo3/bin/dubbo3" provider -zk 127.0.0.1:$ZK_PORT -app greet-dubbo3 -mode service -metadata local \
   -interface com.example.GreetService -version 1.0.0 -dubbo-port $G_DUBBO -tri-port $G_TRI -metadata-port $G_META \
   -ip 127.0.0.1 >"$LOGS/dubbo3-provider.log" 2>"$LOGS/dubbo3-provider.err" &
@@ -133,6 +150,28 @@ for i in v["interfaces"]:
         print("  %s -> service %s" % (i["interface"], i["hostname"]))
         for e in i["instances"]:
             print("      %s:%d  workload=%s" % (e["address"], e["port"], e["workload"]))
+PY
+echo "  the same interface from another Dubbo 3 app registered in Nacos at interface level"
+echo "  (service providers:com.example.GreetService:1.0.0:, one instance per protocol port):"
+"$ROOT/out/dubbo3/bin/dubbo3" provider -registry "nacos://127.0.0.1:$NACOS_PORT" -nacos-dir "$WORK/dubbo3-nacos" \
+  -app greet-nacos -mode interface -interface com.example.GreetService -version 1.0.0 \
+  -dubbo-port $N_DUBBO -tri-port $N_TRI -metadata-port $N_META -ip 127.0.0.1 \
+  >"$LOGS/dubbo3-nacos-provider.log" 2>"$LOGS/dubbo3-nacos-provider.err" &
+record $!
+wait_for "the Dubbo 3 provider in Nacos" 60 grep -q READY "$LOGS/dubbo3-nacos-provider.log"
+wait_for "the Nacos providers in dubbo-istiod" 30 bash -c "curl -sf http://127.0.0.1:$MON/debug/dubboz | grep -q '\"demo-nacos\"'"
+curl -s "http://127.0.0.1:$MON/debug/dubboz" >"$WORK/dubboz.json"
+python3 - "$WORK/dubboz.json" <<'PY'
+import json, sys
+v = json.load(open(sys.argv[1]))
+for n in v.get("nacos", []):
+    print("  registry %s (Nacos %s, namespace %s): connected=%s, %d interface services subscribed, %d instances" % (
+        n["registry"], ",".join(n["servers"]), n["namespace"], n["connected"], n["subscribed"]["interface"], n["instances"]))
+for i in v["interfaces"]:
+    if i["interface"] == "com.example.GreetService":
+        print("  one service for both registries: %s -> %s" % (i["interface"], i["hostname"]))
+        for e in i["instances"]:
+            print("      %s:%d  registry=%s  workload=%s" % (e["address"], e["port"], e["labels"].get("registry"), e["workload"]))
 PY
 echo "  real Dubbo 3 calls (tools/dubbo3 consumer) to every endpoint a MOSN sidecar is given, on its protocol:"
 "$BIN/dubbo-xds" --istiod 127.0.0.1:$GRPC --kind mosn --json >"$WORK/mosn.json"

@@ -63,15 +63,20 @@ func TestDemoShowsAChangingPicture(t *testing.T) {
 		"(no endpoints)",              // after v2 stopped
 		"demo: stopped everything it started",
 		"application greet-dubbo3, 2 instance nodes, interfaces com.example.GreetService",
+		"registry demo-nacos (Nacos 127.0.0.1:",
+		"one service for both registries: com.example.GreetService -> com.example.greetservice",
 	} {
 		if !bytes.Contains(out, []byte(want)) {
 			t.Errorf("demo output lacks %q", want)
 		}
 	}
-	// The Dubbo 3 app answers real calls on both protocols, at the endpoints MOSN is given.
+	// The Dubbo 3 apps (one in ZooKeeper, one in Nacos) answer real calls on both
+	// protocols, at the endpoints MOSN is given.
 	for _, re := range []string{
 		`outbound\|20880\|\|com\.example\.greetservice\s+dubbo\s+127\.0\.0\.1:(\d+)\s+-> hello mesh from greet-dubbo3@127\.0\.0\.1:(\d+) via dubbo`,
 		`outbound\|50051\|\|com\.example\.greetservice\s+tri\s+127\.0\.0\.1:(\d+)\s+-> hello mesh from greet-dubbo3@127\.0\.0\.1:(\d+) via tri`,
+		`outbound\|20880\|\|com\.example\.greetservice\s+dubbo\s+127\.0\.0\.1:(\d+)\s+-> hello mesh from greet-nacos@127\.0\.0\.1:(\d+) via dubbo`,
+		`outbound\|50051\|\|com\.example\.greetservice\s+tri\s+127\.0\.0\.1:(\d+)\s+-> hello mesh from greet-nacos@127\.0\.0\.1:(\d+) via tri`,
 	} {
 		m := regexp.MustCompile(re).FindSubmatch(out)
 		if m == nil {

@@ -28,6 +28,7 @@ import (
 	"github.com/dubbo-istiod/dubbo-istiod/pkg/adsclient"
 	"github.com/dubbo-istiod/dubbo-istiod/pkg/xdsview"
 	"github.com/dubbo-istiod/dubbo-istiod/tests/framework/dubbo3"
+	"github.com/dubbo-istiod/dubbo-istiod/tests/framework/nacos"
 	"github.com/dubbo-istiod/dubbo-istiod/tests/framework/pilot"
 	"github.com/dubbo-istiod/dubbo-istiod/tests/framework/zk"
 )
@@ -46,17 +47,42 @@ func (c *dubbo3Case) host() string     { return strings.ToLower(c.iface) }
 func (c *dubbo3Case) dubboCl() string  { return "outbound|20880||" + c.host() }
 func (c *dubbo3Case) tripleCl() string { return "outbound|50051||" + c.host() }
 
-func startDubbo3Cases(t *testing.T, zkAddr string) []*dubbo3Case {
+// dubbo3Registry is where the providers register: a ZooKeeper or a Nacos-protocol server.
+type dubbo3Registry struct {
+	kind string
+	// register points a provider at the registry.
+	register func(o *dubbo3.ProviderOptions)
+	// istiodArg is dubbo-istiod's --dubboRegistry for it.
+	istiodArg string
+}
+
+func zkRegistry(t *testing.T) dubbo3Registry {
+	zs := zk.Start(t)
+	return dubbo3Registry{kind: "zookeeper", register: func(o *dubbo3.ProviderOptions) { o.ZK = zs.Addr },
+		istiodArg: "--dubboRegistry=zookeeper://" + zs.Addr + "?name=zk"}
+}
+
+// nacosRegistry is Polaris's Nacos-compatible API (tests/framework/nacos), not Alibaba's
+// Nacos server: no Java server can be installed here.
+func nacosRegistry(t *testing.T) dubbo3Registry {
+	srv := nacos.Start(t, nacos.Options{})
+	return dubbo3Registry{kind: "nacos", register: func(o *dubbo3.ProviderOptions) { o.Registry = srv.URL() },
+		istiodArg: "--dubboRegistry=" + srv.URL() + "?name=nacos"}
+}
+
+func startDubbo3Cases(t *testing.T, reg dubbo3Registry) []*dubbo3Case {
 	t.Helper()
 	var cases []*dubbo3Case
 	for _, mode := range []string{dubbo3.ModeInterface, dubbo3.ModeService, dubbo3.ModeAll} {
 		for _, storage := range []string{dubbo3.MetadataLocal, dubbo3.MetadataRemote} {
 			c := &dubbo3Case{mode: mode, storage: storage,
 				iface: fmt.Sprintf("com.example.Greet%s%s", strings.ToUpper(mode[:1])+mode[1:], strings.ToUpper(storage[:1])+storage[1:])}
-			c.p = dubbo3.StartProvider(t, dubbo3.ProviderOptions{
-				ZK: zkAddr, App: "greet-" + mode + "-" + storage, Mode: mode, Metadata: storage,
+			o := dubbo3.ProviderOptions{
+				App: "greet-" + mode + "-" + storage, Mode: mode, Metadata: storage,
 				Interfaces: []string{c.iface}, Version: "1.0.0",
-			})
+			}
+			reg.register(&o)
+			c.p = dubbo3.StartProvider(t, o)
 			t.Logf("%s/%s: provider ready in %v (dubbo %d, tri %d)", mode, storage, c.p.StartToReady, c.p.Port("dubbo"), c.p.Port("tri"))
 			cases = append(cases, c)
 		}
@@ -65,11 +91,21 @@ func startDubbo3Cases(t *testing.T, zkAddr string) []*dubbo3Case {
 }
 
 func TestDubbo3ProvidersServedAndCallable(t *testing.T) {
-	zs := zk.Start(t)
-	cases := startDubbo3Cases(t, zs.Addr)
+	testDubbo3Served(t, zkRegistry(t))
+}
+
+// TestDubbo3NacosProvidersServedAndCallable: the same providers registered in Nacos
+// (services providers:<interface>:<version>:<group> and <app>, configs for the mapping
+// and the remote metadata), served and called the same way.
+func TestDubbo3NacosProvidersServedAndCallable(t *testing.T) {
+	testDubbo3Served(t, nacosRegistry(t))
+}
+
+func testDubbo3Served(t *testing.T, reg dubbo3Registry) {
+	cases := startDubbo3Cases(t, reg)
 	p := pilot.Start(t, pilot.Options{
 		ConfigDir: writeConfig(t, map[string]string{}),
-		Args:      []string{"--dubboRegistry=zookeeper://" + zs.Addr + "?name=zk"},
+		Args:      []string{reg.istiodArg, "--dubboNacosDir=" + t.TempDir(), "--dubboNacosListInterval=1s"},
 	})
 	start := time.Now()
 	p.WaitReady(t, 60*time.Second)
@@ -161,9 +197,11 @@ func TestDubbo3ProvidersServedAndCallable(t *testing.T) {
 	// and new ports, then the old one stops. Endpoints move by EDS only.
 	tc := cases[2] // service mode, local metadata: dubbo-go 3.3's default
 	before, fullBefore := countsOf(c), fullPushRequests(t, p)
-	next := dubbo3.StartProvider(t, dubbo3.ProviderOptions{
-		ZK: zs.Addr, App: tc.p.Opts.App, Mode: tc.mode, Metadata: tc.storage, Interfaces: []string{tc.iface}, Version: "1.0.0",
-	})
+	o := dubbo3.ProviderOptions{
+		App: tc.p.Opts.App, Mode: tc.mode, Metadata: tc.storage, Interfaces: []string{tc.iface}, Version: "1.0.0",
+	}
+	reg.register(&o)
+	next := dubbo3.StartProvider(t, o)
 	restart := time.Now()
 	tc.p.Stop()
 	want[tc.dubboCl()], want[tc.tripleCl()] = next.Addr("dubbo"), next.Addr("tri")
@@ -176,7 +214,8 @@ func TestDubbo3ProvidersServedAndCallable(t *testing.T) {
 	noFullPushFor(t, p, c, "a rolling restart", before, fullBefore)
 	tc.p = next
 
-	// kill -9: the instance goes when its ZooKeeper session expires.
+	// kill -9: the instance goes when its ZooKeeper session expires, or when the Nacos
+	// server sees its connection die.
 	victim := cases[4] // all mode, local metadata
 	kill := time.Now()
 	victim.p.Kill()
@@ -185,5 +224,5 @@ func TestDubbo3ProvidersServedAndCallable(t *testing.T) {
 	})); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("kill -9: endpoints removed %v later (session expiry)", time.Since(kill))
+	t.Logf("%s: kill -9: endpoints removed %v later", reg.kind, time.Since(kill))
 }
