@@ -33,7 +33,10 @@ func runConsumer(args []string) error {
 	fs := flag.NewFlagSet("dubbo3 consumer", flag.ContinueOnError)
 	rawURL := fs.String("url", "", "direct provider URL, dubbo://ip:port/<interface>[?...] or tri://ip:port/<interface>")
 	zk := fs.String("zk", "", "resolve through this ZooKeeper instead of -url (application-level discovery)")
-	proto := fs.String("protocol", "dubbo", "protocol with -zk: dubbo or tri")
+	reg := fs.String("registry", "", "resolve through this registry instead of -url (application-level discovery): "+
+		"zookeeper://host:port or nacos://host:port[?namespace=..]; -zk <addr> is zookeeper://<addr>")
+	nacosDir := fs.String("nacos-dir", "", "directory of the Nacos SDK's cache and logs (default: a new directory under $TMPDIR)")
+	proto := fs.String("protocol", "dubbo", "protocol with -zk or -registry: dubbo or tri")
 	iface := fs.String("interface", "", "interface (default: the -url path, else com.example.GreetService)")
 	version := fs.String("version", "", "service version")
 	group := fs.String("group", "", "service group")
@@ -46,10 +49,16 @@ func runConsumer(args []string) error {
 		return err
 	}
 
+	if *zk != "" {
+		if *reg != "" {
+			return errors.New("-zk and -registry are exclusive")
+		}
+		*reg = "zookeeper://" + *zk
+	}
 	var refOpts []client.ReferenceOption
 	switch {
-	case *rawURL != "" && *zk != "":
-		return errors.New("-url and -zk are exclusive")
+	case *rawURL != "" && *reg != "":
+		return errors.New("-url and -zk/-registry are exclusive")
 	case *rawURL != "":
 		u, err := url.Parse(*rawURL)
 		if err != nil {
@@ -60,8 +69,8 @@ func runConsumer(args []string) error {
 			*iface = u.Path[1:]
 		}
 		refOpts = append(refOpts, client.WithURL(*rawURL))
-	case *zk == "":
-		return errors.New("one of -url or -zk is required")
+	case *reg == "":
+		return errors.New("one of -url, -zk or -registry is required")
 	}
 	if *iface == "" {
 		*iface = "com.example.GreetService"
@@ -71,9 +80,12 @@ func runConsumer(args []string) error {
 		dubbo.WithName("dubbo3-consumer"),
 		dubbo.WithLogger(logger.WithZap(), logger.WithLevel(*logLevel)),
 	}
-	if *zk != "" {
-		insOpts = append(insOpts, dubbo.WithRegistry(registry.WithZookeeper(), registry.WithAddress(*zk),
-			registry.WithRegisterService()))
+	if *reg != "" {
+		regOpts, err := registryOptions(&providerFlags{registry: *reg, nacosDir: *nacosDir})
+		if err != nil {
+			return err
+		}
+		insOpts = append(insOpts, dubbo.WithRegistry(append(regOpts, registry.WithRegisterService())...))
 	}
 	ins, err := dubbo.NewInstance(insOpts...)
 	if err != nil {

@@ -16,6 +16,7 @@
 // for tests, the demo and benchmarks:
 //
 //	dubbo3 provider -zk 127.0.0.1:2181 -app greet-provider -mode service -dubbo-port 20880 -tri-port 50051 -metadata-port 20990
+//	dubbo3 provider -registry nacos://127.0.0.1:8848?namespace=dev -mode all -metadata remote
 //	dubbo3 consumer -url dubbo://127.0.0.1:20880/com.example.GreetService -arg world
 //
 // It lives in its own Go module (tools/dubbo3/go.mod) so that dubbo-go's gRPC, x/net and

@@ -20,7 +20,9 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -54,7 +56,8 @@ func (l *listFlag) Set(v string) error {
 }
 
 type providerFlags struct {
-	zk, app, mode, metadata      string
+	zk, registry, nacosDir       string
+	app, mode, metadata          string
 	interfaces                   listFlag
 	version, group, ip, prefix   string
 	weight                       int64
@@ -68,11 +71,17 @@ type providerFlags struct {
 func runProvider(args []string) error {
 	var f providerFlags
 	fs := flag.NewFlagSet("dubbo3 provider", flag.ContinueOnError)
-	fs.StringVar(&f.zk, "zk", "127.0.0.1:2181", "ZooKeeper address (host:port[,host:port])")
+	fs.StringVar(&f.zk, "zk", "127.0.0.1:2181", "ZooKeeper address (host:port[,host:port]); shorthand of -registry zookeeper://<addr>")
+	fs.StringVar(&f.registry, "registry", "", "registry URL: zookeeper://host:port[,host:port] or "+
+		"nacos://host:port[?namespace=ns&group=g&username=u&password=p] (default zookeeper://<-zk>); "+
+		"the registry is also the metadata report (-metadata remote) and holds the service-name mapping")
+	fs.StringVar(&f.nacosDir, "nacos-dir", "", "directory of the Nacos SDK's cache and logs (default: a new directory under $TMPDIR; "+
+		"the SDK writes cache/ and log/ in the working directory otherwise)")
 	fs.StringVar(&f.app, "app", "greet-provider", "application name")
 	fs.StringVar(&f.mode, "mode", "service", "registration: interface (Dubbo 2 style /dubbo/<iface>/providers), "+
 		"service (application level; dubbo-go 3.3's default) or all (both)")
-	fs.StringVar(&f.metadata, "metadata", "local", "metadata storage: local (MetadataService RPC) or remote (/dubbo/<app>/<revision> in ZooKeeper)")
+	fs.StringVar(&f.metadata, "metadata", "local", "metadata storage: local (MetadataService RPC) or remote "+
+		"(in the registry: /dubbo/<app>/<revision> in ZooKeeper, config dataId=<app> group=<revision> in Nacos)")
 	fs.Var(&f.interfaces, "interface", "exported interface, repeatable or comma-separated (default com.example.GreetService)")
 	fs.StringVar(&f.version, "version", "", "service version")
 	fs.StringVar(&f.group, "group", "", "service group")
@@ -84,7 +93,7 @@ func runProvider(args []string) error {
 	fs.StringVar(&f.prefix, "reply-prefix", "", "prefix of every answer (identifies the instance to a test)")
 	fs.StringVar(&f.logLevel, "log-level", "warn", "dubbo-go log level (debug, info, warn, error)")
 	fs.DurationVar(&f.readyTimeout, "ready-timeout", 60*time.Second, "give up if not ready after this long")
-	fs.StringVar(&f.registryID, "registry-id", "zk", "registry id (the instance metadata's registry.id)")
+	fs.StringVar(&f.registryID, "registry-id", "", "registry id (the instance metadata's registry.id; default zk or nacos)")
 	fs.Var(&f.serviceParams, "param", "extra service URL parameter k=v, repeatable")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -111,15 +120,14 @@ func runProvider(args []string) error {
 	default:
 		return fmt.Errorf("-mode %q: want interface, service or all", f.mode)
 	}
+	regOpts, err := registryOptions(&f)
+	if err != nil {
+		return err
+	}
 	opts := []dubbo.InstanceOption{
 		dubbo.WithName(f.app),
 		dubbo.WithLogger(logger.WithZap(), logger.WithLevel(f.logLevel)),
-		dubbo.WithRegistry(
-			registry.WithID(f.registryID),
-			registry.WithZookeeper(),
-			registry.WithAddress(f.zk),
-			regMode,
-		),
+		dubbo.WithRegistry(append(regOpts, regMode)...),
 		dubbo.WithMetadataServicePort(f.metaPort),
 	}
 	switch f.metadata {
@@ -215,6 +223,58 @@ func runProvider(args []string) error {
 		return fmt.Errorf("serve: %v", err)
 	}
 	return nil
+}
+
+// registryOptions turns -registry (or -zk) into dubbo-go registry options. With the
+// registry's default UseAsMetaReport and UseAsConfigCenter, the same registry stores the
+// remote metadata and the service-name mapping: ZooKeeper nodes, or Nacos configs.
+func registryOptions(f *providerFlags) ([]registry.Option, error) {
+	raw := f.registry
+	if raw == "" {
+		raw = "zookeeper://" + f.zk
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("-registry %q: want zookeeper://host:port or nacos://host:port[?namespace=..]", raw)
+	}
+	q := u.Query()
+	var opts []registry.Option
+	switch u.Scheme {
+	case "zookeeper", "zk":
+		if f.registryID == "" {
+			f.registryID = "zk"
+		}
+		opts = append(opts, registry.WithZookeeper())
+	case "nacos":
+		if f.registryID == "" {
+			f.registryID = "nacos"
+		}
+		dir := f.nacosDir
+		if dir == "" {
+			if dir, err = os.MkdirTemp("", "dubbo3-nacos-"); err != nil {
+				return nil, err
+			}
+		}
+		opts = append(opts, registry.WithNacos(), registry.WithParams(map[string]string{
+			constant.NacosCacheDirKey: filepath.Join(dir, "cache"),
+			constant.NacosLogDirKey:   filepath.Join(dir, "log"),
+		}))
+		if ns := q.Get("namespace"); ns != "" {
+			opts = append(opts, registry.WithNamespace(ns))
+		}
+		if g := q.Get("group"); g != "" {
+			opts = append(opts, registry.WithGroup(g))
+		}
+		if v := q.Get("username"); v != "" {
+			opts = append(opts, registry.WithUsername(v))
+		}
+		if v := q.Get("password"); v != "" {
+			opts = append(opts, registry.WithPassword(v))
+		}
+	default:
+		return nil, fmt.Errorf("-registry %q: scheme %q, want zookeeper or nacos", raw, u.Scheme)
+	}
+	return append(opts, registry.WithID(f.registryID), registry.WithAddress(u.Host)), nil
 }
 
 func dialAll(addrs []string) error {

@@ -13,8 +13,9 @@
 // limitations under the License.
 
 // Package dubbo3 runs real Dubbo 3 applications (dubbo-go v3, tools/dubbo3) as processes
-// for tests: providers registered in ZooKeeper at interface level, application level or
-// both, exporting dubbo (Hessian2) and tri at once, and a consumer that calls them.
+// for tests: providers registered in ZooKeeper or Nacos (ProviderOptions.Registry) at
+// interface level, application level or both, exporting dubbo (Hessian2) and tri at once,
+// and a consumer that calls them.
 //
 // dubbo-go is never imported here: its gRPC and x/net versions stay in tools/dubbo3's own
 // module; this package execs the binary that tools/dubbo3/build.sh builds
@@ -102,7 +103,11 @@ func FreePort(t testing.TB) int {
 
 // ProviderOptions configure one provider process. Zero values take the defaults shown.
 type ProviderOptions struct {
-	ZK          string   // ZooKeeper address (required)
+	ZK string // ZooKeeper address: shorthand of Registry zookeeper://<ZK>
+	// Registry is the registry URL, zookeeper://host:port or nacos://host:port[?namespace=ns]
+	// (tests/framework/nacos Server.URL); it also holds the mapping and the remote metadata.
+	// One of ZK or Registry is required.
+	Registry    string
 	App         string   // application name: "greet-provider"
 	Mode        string   // ModeInterface, ModeService (default) or ModeAll
 	Metadata    string   // MetadataLocal (default) or MetadataRemote
@@ -135,8 +140,8 @@ type Provider struct {
 }
 
 func (o *ProviderOptions) defaults(t testing.TB) {
-	if o.ZK == "" {
-		t.Fatal("dubbo3.ProviderOptions.ZK is required")
+	if (o.ZK == "") == (o.Registry == "") {
+		t.Fatal("dubbo3.ProviderOptions: one of ZK or Registry is required")
 	}
 	if o.App == "" {
 		o.App = "greet-provider"
@@ -193,12 +198,18 @@ func startProvider(t testing.TB, bin string, o ProviderOptions, attempt int) (*P
 	o.TriPort = pick(o.TriPort, o.NoTri)
 	o.MetadataPort = pick(o.MetadataPort, false)
 	args := []string{"provider",
-		"-zk", o.ZK, "-app", o.App, "-mode", o.Mode, "-metadata", o.Metadata,
+		"-app", o.App, "-mode", o.Mode, "-metadata", o.Metadata,
 		"-interface", strings.Join(o.Interfaces, ","),
 		"-ip", o.IP,
 		"-dubbo-port", strconv.Itoa(o.DubboPort), "-tri-port", strconv.Itoa(o.TriPort),
 		"-metadata-port", strconv.Itoa(o.MetadataPort),
 		"-ready-timeout", o.ReadyTimeout.String(),
+	}
+	if o.Registry != "" {
+		// The Nacos SDK's cache and logs go to the test's directory, not the working one.
+		args = append(args, "-registry", o.Registry, "-nacos-dir", t.TempDir())
+	} else {
+		args = append(args, "-zk", o.ZK)
 	}
 	if o.Version != "" {
 		args = append(args, "-version", o.Version)
@@ -386,9 +397,12 @@ func DirectURL(protocol, addr, iface, version, group string) string {
 type CallOptions struct {
 	// URL is a direct provider URL (dubbo://ip:port/<iface> or tri://...); or ZK
 	// resolves through ZooKeeper (application-level discovery) over Protocol.
-	URL      string
-	ZK       string
-	Protocol string // with ZK: "dubbo" (default) or "tri"
+	URL string
+	ZK  string
+	// Registry resolves through a registry URL as ProviderOptions.Registry; NacosDir holds
+	// the Nacos SDK's cache and logs (default: a new directory under $TMPDIR).
+	Registry, NacosDir string
+	Protocol           string // with ZK or Registry: "dubbo" (default) or "tri"
 	// Interface defaults to the URL's path, else DefaultInterface.
 	Interface, Version, Group string
 	Method                    string        // "SayHello"
@@ -412,6 +426,8 @@ func Call(ctx context.Context, o CallOptions) (string, error) {
 	}
 	add("-url", o.URL)
 	add("-zk", o.ZK)
+	add("-registry", o.Registry)
+	add("-nacos-dir", o.NacosDir)
 	add("-protocol", o.Protocol)
 	add("-interface", o.Interface)
 	add("-version", o.Version)

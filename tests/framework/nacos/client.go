@@ -22,7 +22,6 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -92,45 +91,33 @@ func (s *Server) ConfigClient(t testing.TB, ns string, opts ...constant.ClientOp
 	return c
 }
 
-// helperClientSet holds the server's own clients of one namespace, used by the helpers below and
-// kept for the server's lifetime: a Nacos v2 (gRPC) ephemeral instance lives as long as the
-// connection of the client that registered it.
-type helperClientSet struct {
-	once   sync.Once
-	err    error
-	naming naming_client.INamingClient
-	config config_client.IConfigClient
-}
-
-func (c *helperClientSet) close() {
-	if c.naming != nil {
-		c.naming.CloseClient()
-	}
-	if c.config != nil {
-		c.config.CloseClient()
-	}
-}
-
-func (s *Server) helperClients(t testing.TB, ns string) *helperClientSet {
+// configClient returns the server's own config client of namespace ns, kept for the
+// server's lifetime.
+func (s *Server) configClient(t testing.TB, ns string) config_client.IConfigClient {
 	t.Helper()
 	s.mu.Lock()
-	c := s.clients[nsName(ns)]
-	if c == nil {
-		c = &helperClientSet{}
-		s.clients[nsName(ns)] = c
+	defer s.mu.Unlock()
+	if c := s.configs[nsName(ns)]; c != nil {
+		return c
 	}
-	s.mu.Unlock()
-	c.once.Do(func() {
-		p := s.ClientParam(ns, constant.WithUsername("polaris"), constant.WithPassword(AdminToken))
-		if c.naming, c.err = clients.NewNamingClient(p); c.err != nil {
-			return
-		}
-		c.config, c.err = clients.NewConfigClient(p)
-	})
-	if c.err != nil {
-		t.Fatalf("nacos clients (namespace %q): %v", ns, c.err)
+	c, err := clients.NewConfigClient(s.ClientParam(ns, s.helperAuth()...))
+	if err != nil {
+		t.Fatalf("nacos config client (namespace %q): %v", ns, err)
 	}
+	s.configs[nsName(ns)] = c
 	return c
+}
+
+// helperAuth: the helpers log in as Polaris's owner account.
+func (s *Server) helperAuth() []constant.ClientOption {
+	return []constant.ClientOption{constant.WithUsername("polaris"), constant.WithPassword(AdminToken)}
+}
+
+func instanceKey(ns, service, group, ip string, port uint64) string {
+	if group == "" {
+		group = DefaultGroup
+	}
+	return fmt.Sprintf("%s/%s/%s/%s:%d", nsName(ns), group, service, ip, port)
 }
 
 // InstanceOption changes an instance that RegisterInstance registers.
@@ -151,10 +138,24 @@ func WithCluster(c string) InstanceOption {
 	return func(p *vo.RegisterInstanceParam) { p.ClusterName = c }
 }
 
+// retrySDK retries an idempotent SDK call for up to 30 s: after a server restart the
+// SDK answers "client not connected, current status:UNHEALTHY" until it has reconnected.
+func retrySDK(call func() (bool, error)) (ok bool, err error) {
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if ok, err = call(); (err == nil && ok) || time.Now().After(deadline) {
+			return ok, err
+		}
+	}
+}
+
 // RegisterInstance registers an ephemeral instance ip:port of service in group ("":
-// DEFAULT_GROUP) of namespace ns, as the server's own client, which stays connected until
-// Deregister or the end of the test; the instance goes when that client goes, and the
-// client registers it again after a server restart, as a Dubbo provider's client does.
+// DEFAULT_GROUP) of namespace ns, from a naming client of its own, as a provider process
+// would: that client stays connected until Deregister, Disconnect or the end of the test,
+// and registers the instance again after a server restart.
+//
+// One client per instance because a Nacos 2 client holds one instance per service: the
+// SDK's redo after a reconnect (keyed by service and group) registers again only the last
+// instance a client registered in a service, and the others are gone after a server restart.
 func (s *Server) RegisterInstance(t testing.TB, ns, service, group, ip string, port uint64, metadata map[string]string, opts ...InstanceOption) {
 	t.Helper()
 	p := vo.RegisterInstanceParam{
@@ -164,27 +165,67 @@ func (s *Server) RegisterInstance(t testing.TB, ns, service, group, ip string, p
 	for _, o := range opts {
 		o(&p)
 	}
-	ok, err := s.helperClients(t, ns).naming.RegisterInstance(p)
-	if err != nil || !ok {
-		t.Fatalf("nacos register %s:%d in %s/%s/%s: ok=%v err=%v", ip, port, nsName(ns), group, service, ok, err)
+	key := instanceKey(ns, service, group, ip, port)
+	s.mu.Lock()
+	c := s.instances[key]
+	s.mu.Unlock()
+	if c == nil {
+		var err error
+		if c, err = clients.NewNamingClient(s.ClientParam(ns, s.helperAuth()...)); err != nil {
+			t.Fatalf("nacos naming client for %s: %v", key, err)
+		}
+		s.mu.Lock()
+		s.instances[key] = c
+		s.mu.Unlock()
+	}
+	if ok, err := retrySDK(func() (bool, error) { return c.RegisterInstance(p) }); err != nil || !ok {
+		t.Fatalf("nacos register %s: ok=%v err=%v", key, ok, err)
 	}
 }
 
-// Deregister deregisters the instance ip:port of service that RegisterInstance registered.
+func (s *Server) takeInstanceClient(t testing.TB, key string) naming_client.INamingClient {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.instances[key]
+	if c == nil {
+		t.Fatalf("nacos: %s was not registered by RegisterInstance", key)
+	}
+	delete(s.instances, key)
+	return c
+}
+
+// Deregister deregisters an instance that RegisterInstance registered and closes its client.
 func (s *Server) Deregister(t testing.TB, ns, service, group, ip string, port uint64) {
 	t.Helper()
-	ok, err := s.helperClients(t, ns).naming.DeregisterInstance(vo.DeregisterInstanceParam{
-		Ip: ip, Port: port, ServiceName: service, GroupName: group, Ephemeral: true,
+	key := instanceKey(ns, service, group, ip, port)
+	c := s.takeInstanceClient(t, key)
+	defer c.CloseClient()
+	ok, err := retrySDK(func() (bool, error) {
+		return c.DeregisterInstance(vo.DeregisterInstanceParam{
+			Ip: ip, Port: port, ServiceName: service, GroupName: group, Ephemeral: true,
+		})
 	})
 	if err != nil || !ok {
-		t.Fatalf("nacos deregister %s:%d in %s/%s/%s: ok=%v err=%v", ip, port, nsName(ns), group, service, ok, err)
+		t.Fatalf("nacos deregister %s: ok=%v err=%v", key, ok, err)
 	}
+}
+
+// Disconnect closes the client of an instance that RegisterInstance registered, without
+// deregistering it: as a provider process that died. The server drops the instance with
+// the connection.
+func (s *Server) Disconnect(t testing.TB, ns, service, group, ip string, port uint64) {
+	t.Helper()
+	s.takeInstanceClient(t, instanceKey(ns, service, group, ip, port)).CloseClient()
 }
 
 // PublishConfig publishes a config (as Dubbo's mapping and remote metadata are) in namespace ns.
 func (s *Server) PublishConfig(t testing.TB, ns, dataID, group, content string) {
 	t.Helper()
-	ok, err := s.helperClients(t, ns).config.PublishConfig(vo.ConfigParam{DataId: dataID, Group: group, Content: content})
+	c := s.configClient(t, ns)
+	ok, err := retrySDK(func() (bool, error) {
+		return c.PublishConfig(vo.ConfigParam{DataId: dataID, Group: group, Content: content})
+	})
 	if err != nil || !ok {
 		t.Fatalf("nacos publish config %s/%s/%s: ok=%v err=%v", nsName(ns), group, dataID, ok, err)
 	}
@@ -192,10 +233,10 @@ func (s *Server) PublishConfig(t testing.TB, ns, dataID, group, content string) 
 
 // GetConfig reads a config of namespace ns. A config that does not exist, or whose
 // release has not reached Polaris's config cache yet (within about a second of the
-// publish), is an error.
+// publish), is an error or "".
 func (s *Server) GetConfig(t testing.TB, ns, dataID, group string) (string, error) {
 	t.Helper()
-	return s.helperClients(t, ns).config.GetConfig(vo.ConfigParam{DataId: dataID, Group: group})
+	return s.configClient(t, ns).GetConfig(vo.ConfigParam{DataId: dataID, Group: group})
 }
 
 // CreateNamespace creates namespace ns through Polaris's own HTTP API (the Nacos API

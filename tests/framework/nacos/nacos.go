@@ -23,12 +23,31 @@
 // gRPC API (v2) on HTTPPort+1000 (the Nacos SDK derives the gRPC port that way, so both
 // must be free), and Polaris's own HTTP API on AdminPort. Ready in well under a second.
 //
-// Facts observed against this server with nacos-sdk-go v2.3.5 (see nacos_test.go):
-//   - Namespaces: see CreateNamespace and TestNamespaces.
-//   - Auth: see Options.Auth and TestAuth.
-//   - Restart: see TestStopRestart.
-//   - Paging: GetAllServicesInfo returns Count (all services of the namespace and group)
-//     and one page of Doms; see TestServiceListPaging.
+// Facts observed against this server with nacos-sdk-go v2.3.5 (nacos_test.go shows each):
+//   - Namespaces need no creation: the first registration or publish in "dev" creates it
+//     (namespace.autoCreate); a client of "dev" sees only "dev"'s services, instances and
+//     configs, and a client of "public" (or "") none of them. A subscriber of a namespace
+//     nobody has written to yet sees the first registration in it. CreateNamespace exists
+//     for completeness (Polaris's own API on AdminPort).
+//   - Auth: the SDK cannot log in (it posts to /nacos/v1/auth/users/login, which Polaris
+//     does not serve), so no credentials work and bad ones cannot be told from good ones.
+//     With Options.Auth every write and config read is refused, whatever the credentials:
+//     RegisterInstance returns ok=false with a nil error, PublishConfig "access is not
+//     approved", GetConfig "invalid token"; the service list is still served.
+//   - Stop/Start on the same ports: the SDK reconnects within ~0.3 s of the server being
+//     ready, and registers its instances again (the SDK's redo, every ~3 s). Polaris drops
+//     the instances of the connections that died with it, so a subscriber is first told
+//     the service is empty (~1.3 s after the restart) and gets the instance back ~3 s
+//     after. While the server is down the SDK keeps serving its cache, with no callback.
+//     Stop (SIGTERM) takes ~5 s (Polaris's graceful shutdown).
+//   - Deregistration and disconnection reach subscribers in ~0.5-1 s (patch 0001).
+//   - A config publish is readable ~1 s later (Polaris's config cache); CAS publishes
+//     work (patch 0002); a missing config reads as "" with or without an error.
+//   - GetAllServicesInfo(PageNo, PageSize): Count is the number of services of the group,
+//     Doms one page of them in name order (patch 0003).
+//   - A Nacos 2 client holds one instance per service: the SDK's redo registers again only
+//     the last instance a client registered in a service. RegisterInstance therefore uses
+//     a client per instance, as separate provider processes do.
 package nacos
 
 import (
@@ -48,6 +67,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nacos-group/nacos-sdk-go/v2/clients/config_client"
+	"github.com/nacos-group/nacos-sdk-go/v2/clients/naming_client"
 )
 
 // BinEnv names the environment variable that points at the polaris-server binary (set by
@@ -123,15 +145,17 @@ type Server struct {
 	// StartToReady is how long the last start took from exec to ready.
 	StartToReady time.Duration
 
-	t        testing.TB
-	bin      string
-	mu       sync.Mutex
-	cmd      *exec.Cmd
-	done     chan struct{}
-	sdkDir   string
-	clients  map[string]*helperClientSet // per namespace, for the helpers; closed at cleanup
-	starts   int
-	cleaning bool
+	t      testing.TB
+	bin    string
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	done   chan struct{}
+	sdkDir string
+	// The helpers' own SDK clients, closed at cleanup: config clients per namespace,
+	// naming clients per registered instance.
+	configs   map[string]config_client.IConfigClient
+	instances map[string]naming_client.INamingClient
+	starts    int
 }
 
 // Start starts a polaris-server on free loopback ports with its own data directory, waits
@@ -143,22 +167,28 @@ func Start(t testing.TB, opts Options) *Server {
 		opts.ReadyTimeout = 30 * time.Second
 	}
 	s := &Server{
-		Opts:    opts,
-		t:       t,
-		bin:     Bin(t),
-		DataDir: t.TempDir(),
-		sdkDir:  t.TempDir(),
-		clients: map[string]*helperClientSet{},
+		Opts:      opts,
+		t:         t,
+		bin:       Bin(t),
+		DataDir:   t.TempDir(),
+		sdkDir:    t.TempDir(),
+		configs:   map[string]config_client.IConfigClient{},
+		instances: map[string]naming_client.INamingClient{},
 	}
 	s.LogPath = filepath.Join(s.DataDir, "polaris-server.out")
 	t.Cleanup(func() {
 		s.mu.Lock()
-		s.cleaning = true
-		cs := s.clients
-		s.clients = map[string]*helperClientSet{}
+		var closers []func()
+		for _, c := range s.configs {
+			closers = append(closers, c.CloseClient)
+		}
+		for _, c := range s.instances {
+			closers = append(closers, c.CloseClient)
+		}
+		s.configs, s.instances = nil, nil
 		s.mu.Unlock()
-		for _, c := range cs {
-			c.close()
+		for _, c := range closers {
+			c()
 		}
 		s.Kill()
 	})

@@ -65,6 +65,7 @@ func (s *subscriber) waitFor(mark time.Time, timeout time.Duration, want ...stri
 		select {
 		case ins := <-s.ch:
 			last = addrs(ins)
+			s.t.Logf("callback at +%v: %v", time.Since(mark).Round(time.Millisecond), last)
 			if slices.Equal(last, want) {
 				return time.Since(mark)
 			}
@@ -127,9 +128,11 @@ func TestRegisterSubscribeDeregister(t *testing.T) {
 	mark = time.Now()
 	s.Deregister(t, "", svc, "", "127.0.0.1", 20880)
 	t.Logf("deregistration seen after %v", sub.waitFor(mark, 15*time.Second, "127.0.0.1:20881"))
+	// A provider that dies without deregistering: its connection goes, and so does its
+	// instance (0 instances: WithUpdateCacheWhenEmpty).
 	mark = time.Now()
-	s.Deregister(t, "", svc, "", "127.0.0.1", 20881)
-	t.Logf("last deregistration (0 instances) seen after %v", sub.waitFor(mark, 15*time.Second))
+	s.Disconnect(t, "", svc, "", "127.0.0.1", 20881)
+	t.Logf("disconnection (0 instances) seen after %v", sub.waitFor(mark, 15*time.Second))
 }
 
 func TestCASPublish(t *testing.T) {
@@ -169,4 +172,113 @@ func waitConfig(t *testing.T, s *Server, dataID, group, want string) {
 		return nil
 	}, retry.Timeout(10*time.Second), retry.Delay(50*time.Millisecond))
 	t.Logf("config %s/%s = %q seen after %v", group, dataID, want, time.Since(start))
+}
+
+func TestNamespaces(t *testing.T) {
+	s := Start(t, Options{})
+	// No CreateNamespace: Polaris creates "dev" on the first registration in it
+	// (namespace.autoCreate).
+	s.RegisterInstance(t, "dev", svc, "", "127.0.0.1", 20880, nil)
+	s.RegisterInstance(t, "", svc, "", "127.0.0.1", 20990, nil)
+	dev := s.NamingClient(t, "dev")
+	pub := s.NamingClient(t, "")
+	for _, c := range []struct {
+		name   string
+		client naming_client.INamingClient
+		want   string
+	}{{"dev", dev, "127.0.0.1:20880"}, {"public", pub, "127.0.0.1:20990"}} {
+		retry.UntilSuccessOrFail(t, func() error {
+			ins, err := c.client.SelectAllInstances(vo.SelectAllInstancesParam{ServiceName: svc})
+			if err != nil {
+				return err
+			}
+			if got := addrs(ins); !slices.Equal(got, []string{c.want}) {
+				return fmt.Errorf("namespace %s: instances %v, want [%s]", c.name, got, c.want)
+			}
+			return nil
+		}, retry.Timeout(10*time.Second), retry.Delay(50*time.Millisecond))
+	}
+	for _, ns := range []string{"dev", ""} {
+		l, err := s.NamingClient(t, ns).GetAllServicesInfo(vo.GetAllServiceInfoParam{PageNo: 1, PageSize: 10})
+		if err != nil || l.Count != 1 || !slices.Equal(l.Doms, []string{svc}) {
+			t.Fatalf("namespace %q: services %+v %v, want only %s", ns, l, err, svc)
+		}
+	}
+
+	// A subscriber of a namespace nobody has written to yet sees the first registration.
+	qa := subscribe(t, s.NamingClient(t, "qa"), svc)
+	mark := time.Now()
+	s.RegisterInstance(t, "qa", svc, "", "127.0.0.1", 20770, nil)
+	t.Logf("first instance of a new namespace seen after %v", qa.waitFor(mark, 10*time.Second, "127.0.0.1:20770"))
+
+	// Configs are per namespace too.
+	s.PublishConfig(t, "dev", "com.example.GreetService", "mapping", "dev-app")
+	retry.UntilSuccessOrFail(t, func() error {
+		got, err := s.GetConfig(t, "dev", "com.example.GreetService", "mapping")
+		if got != "dev-app" {
+			return fmt.Errorf("dev config: %q %v", got, err)
+		}
+		return nil
+	}, retry.Timeout(10*time.Second), retry.Delay(50*time.Millisecond))
+	// A missing config reads as "" (with or without an error, depending on the SDK's
+	// local cache).
+	if got, err := s.GetConfig(t, "", "com.example.GreetService", "mapping"); got != "" {
+		t.Fatalf("dev's config visible in public: %q %v", got, err)
+	}
+}
+
+// Paging through the service list, as a registry does, sees every service of the group
+// once. Without patch 0003 pages come in a different order at every call (repeats and
+// misses), DEFAULT_GROUP also lists other groups' services as <group>__<name>, Count is
+// the whole namespace, and another group's page is padded with empty names.
+func TestServiceListPaging(t *testing.T) {
+	s := Start(t, Options{})
+	var want []string
+	for i := 0; i < 25; i++ {
+		name := fmt.Sprintf("providers:com.example.S%02d::", i)
+		want = append(want, name)
+		s.RegisterInstance(t, "", name, "", "127.0.0.1", 20880, nil)
+	}
+	s.RegisterInstance(t, "", "other-group-service", "other", "127.0.0.1", 20880, nil)
+	c := s.NamingClient(t, "")
+	pages := func(group string, size uint32) ([]string, error) {
+		var got []string
+		for page := uint32(1); ; page++ {
+			l, err := c.GetAllServicesInfo(vo.GetAllServiceInfoParam{GroupName: group, PageNo: page, PageSize: size})
+			if err != nil {
+				return nil, err
+			}
+			got = append(got, l.Doms...)
+			if len(l.Doms) < int(size) || len(got) >= int(l.Count) {
+				if len(got) != int(l.Count) {
+					return got, fmt.Errorf("count %d, pages hold %d names", l.Count, len(got))
+				}
+				return got, nil
+			}
+		}
+	}
+	start := time.Now()
+	retry.UntilSuccessOrFail(t, func() error {
+		got, err := pages("", 10)
+		if err != nil {
+			return err
+		}
+		if sort.Strings(got); !slices.Equal(got, want) {
+			return fmt.Errorf("pages of 10 hold %v, want %v", got, want)
+		}
+		return nil
+	}, retry.Timeout(10*time.Second), retry.Delay(100*time.Millisecond))
+	t.Logf("25 services listed in pages of 10 after %v", time.Since(start))
+	// Repeated reads give the same pages.
+	for round := 0; round < 5; round++ {
+		got, err := pages("", 10)
+		if sort.Strings(got); err != nil || !slices.Equal(got, want) {
+			t.Fatalf("round %d: pages of 10 hold %v (%v), want %v", round, got, err, want)
+		}
+	}
+	for _, size := range []uint32{1, 100} {
+		if got, err := pages("other", size); err != nil || !slices.Equal(got, []string{"other-group-service"}) {
+			t.Fatalf("group other, pages of %d: %q %v, want [other-group-service]", size, got, err)
+		}
+	}
 }
