@@ -12,13 +12,6 @@
 // See the License for the specific language governing permissions and
 // limitations under the License.
 
-// Without the race detector, as norace_test.go: nacos-sdk-go v2.3.5 also races when
-// SelectAllInstances (which subscribes) processes a service while a push of the same
-// service is being written to the SDK's disk cache: naming_cache.sortInstance sorts the
-// hosts slice in place (service_info_holder.go:172) while the push goroutine JSON-encodes
-// it. Seen twice in two runs of this test under -race.
-
-//go:build !race
 
 package nacos
 

@@ -12,13 +12,6 @@
 // See the License for the specific language governing permissions and
 // limitations under the License.
 
-// nacos-sdk-go v2.3.5 races with itself on every reconnect: RpcClient.reconnect writes
-// r.currentConnection (common/remote/rpc/rpc_client.go:449) while notifyConnectionEvent and
-// request read it (:487, :590) with no lock. A test whose SDK clients reconnect (the server
-// restarts) fails under the race detector whatever it does, so these run without it:
-// `make test-unit` runs this package once more without -race.
-
-//go:build !race
 
 package nacos
 
