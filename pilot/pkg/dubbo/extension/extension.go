@@ -263,7 +263,7 @@ func addZooKeeper(f Flags, ctl *registry.Controller, addr string, defLevels rega
 	w := zookeeper.NewWatcher(cfg, ctl)
 	var runners []Runner
 	if cfg.Levels.Application {
-		src, err := addApplicationLevel(f, ctl, cfg.Name, addr, w.RemoteMetadata)
+		src, err := addApplicationLevel(f, ctl, cfg.Name, cfg.Address, w.RemoteMetadata)
 		if err != nil {
 			return nil, err
 		}

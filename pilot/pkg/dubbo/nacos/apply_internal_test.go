@@ -48,7 +48,7 @@ func (f *fakeSink) SetDecoded(app string, in map[string]appdiscovery.Decoded, _ 
 	f.apps[app] = in
 }
 func (f *fakeSink) RemoveApp(app string, _ time.Time) { delete(f.apps, app) }
-func (f *fakeSink) Listed()                          {}
+func (f *fakeSink) Listed()                           {}
 
 func newTestWatcher() (*Watcher, *fakeSink) {
 	f := &fakeSink{urls: map[string]map[string]*provider.URL{}, apps: map[string]map[string]appdiscovery.Decoded{}}

@@ -24,6 +24,20 @@ import (
 	"time"
 )
 
+// login checks the credentials; a refusal is an "auth" error until a login succeeds.
+func (w *Watcher) login(ctx context.Context) {
+	err := w.checkLogin(ctx)
+	w.mu.Lock()
+	w.authErr = err != nil
+	w.mu.Unlock()
+	if err != nil {
+		// The client goes on (a server may serve reads without a login); dubboz shows why.
+		w.fail("auth", "", err)
+		return
+	}
+	w.ok("auth", "")
+}
+
 // loginPath is Nacos's login API (v1, served beside the gRPC API by every Nacos 2 server).
 const loginPath = "/nacos/v1/auth/users/login"
 
@@ -53,10 +67,13 @@ func (w *Watcher) checkLogin(ctx context.Context) error {
 		}
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		resp.Body.Close()
-		if resp.StatusCode == http.StatusOK {
+		switch resp.StatusCode {
+		case http.StatusOK:
 			return nil
+		case http.StatusUnauthorized, http.StatusForbidden:
+			return fmt.Errorf("login as %q at %s refused: HTTP %d %s", w.cfg.Username, s, resp.StatusCode, strings.TrimSpace(clip(string(body))))
 		}
-		return fmt.Errorf("login as %q at %s refused: HTTP %d %s", w.cfg.Username, s, resp.StatusCode, strings.TrimSpace(clip(string(body))))
+		return fmt.Errorf("login as %q at %s failed: HTTP %d %s", w.cfg.Username, s, resp.StatusCode, strings.TrimSpace(clip(string(body))))
 	}
 	return nil
 }

@@ -147,7 +147,8 @@ func ProviderURL(sn ServiceName, in *model.Instance) (*provider.URL, error) {
 	if protocol == "" {
 		protocol = "dubbo"
 	}
-	path := params["path"]
+	// dubbo-go writes the path with a leading slash (/com.example.GreetService).
+	path := strings.TrimPrefix(params["path"], "/")
 	if path == "" {
 		path = sn.Interface
 	}

@@ -54,7 +54,7 @@ func TestParseServiceName(t *testing.T) {
 func greetMetadata() map[string]string {
 	return map[string]string{
 		"anyhost": "true", "application": "greet-provider", "interface": "com.example.GreetService",
-		"methods": "SayHello", "protocol": "dubbo", "path": "com.example.GreetService", "side": "provider",
+		"methods": "SayHello", "protocol": "dubbo", "path": "/com.example.GreetService", "side": "provider",
 		"release": "3.3.2", "serialization": "hessian2", "timestamp": "1764520000000", "weight": "0",
 		"internal-nacos-service": "providers:com.example.GreetService::",
 	}
@@ -72,7 +72,7 @@ func TestProviderURL(t *testing.T) {
 			name: "dubbo-go instance",
 			in:   model.Instance{Ip: "10.0.0.7", Port: 20880, Weight: 1, Enable: true, Healthy: true, Metadata: greetMetadata()},
 			check: func(t *testing.T, u *provider.URL) {
-				if u.Protocol != "dubbo" || u.IP != "10.0.0.7" || u.Port != 20880 || u.Interface() != "com.example.GreetService" {
+				if u.Protocol != "dubbo" || u.IP != "10.0.0.7" || u.Port != 20880 || u.Interface() != "com.example.GreetService" || u.Path != "com.example.GreetService" {
 					t.Errorf("got %+v", u)
 				}
 				if u.Params["version"] != "1.0.0" || u.Params["group"] != "blue" {

@@ -25,6 +25,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -90,12 +91,16 @@ type Watcher struct {
 	ifaces    map[string]map[string]map[string]*provider.URL // interface -> Nacos service -> name -> URL
 	fed       map[string]bool                                // applications handed to the application level
 	connected bool
-	everUp    bool
-	synced    bool
-	lastList  time.Time
-	listed    int // services in the last list
-	lastErr   map[string]debugError
-	listFails int
+	gen       uint64 // the client's connection generation last seen; 0: never connected
+	conn      func() (generation uint64, up bool)
+	authErr   bool // the last login was refused: retried at every interval
+	// totals over subs, kept as lists are applied (gauges without a walk per push)
+	totIfaces, totApps, totInstances, totOut int
+	synced                                   bool
+	lastList                                 time.Time
+	listed                                   int // services in the last list
+	lastErr                                  map[string]debugError
+	listFails                                int
 
 	logLimiter *rate.Limiter
 	wg         sync.WaitGroup
@@ -107,6 +112,7 @@ type subscription struct {
 	name     ServiceName
 	param    *vo.SubscribeParam
 	key      string // the instance list last applied
+	missing  int    // consecutive service lists without it
 	dubbo    int    // Dubbo instances listed
 	out      int    // of which out of rotation
 	nonDubbo int    // instances of a candidate application that are not Dubbo's
@@ -213,17 +219,14 @@ func (w *Watcher) Run(stop <-chan struct{}) {
 		<-stop
 		cancel()
 	}()
-	if err := w.checkLogin(ctx); err != nil {
-		// The client goes on (a server may serve reads without a login); every interval
-		// that fails shows why in /debug/dubboz.
-		w.fail("auth", "", err)
-	}
+	w.login(ctx)
 	backoff := time.Second
 	for {
 		naming, config, err := w.newClients(w.cfg)
 		if err == nil {
 			w.mu.Lock()
 			w.naming, w.config = naming, config
+			w.conn = connectionOf(naming)
 			w.mu.Unlock()
 			break
 		}
@@ -276,45 +279,42 @@ func (w *Watcher) close() {
 	config.CloseClient()
 }
 
-// watchHealth reports the client's connection to the registry. A reconnection is a new
+// connectionOf reads the client's gRPC connection: generation and state (the patched
+// client's Connection, patches/nacos-sdk-go/0004). A client without it is read through
+// ServerHealthy, which cannot tell a reconnection between two reads.
+func connectionOf(naming naming_client.INamingClient) func() (uint64, bool) {
+	if c, ok := naming.(interface{ Connection() (uint64, bool) }); ok {
+		return c.Connection
+	}
+	return func() (uint64, bool) { return 1, naming.ServerHealthy() }
+}
+
+// watchHealth reports the client's connection to the registry. A new connection is a new
 // session: the server forgot our subscriptions (the client subscribes again and the
 // instance lists are re-read), and providers that left meanwhile are removed only after
-// the reconnect grace, as for a ZooKeeper session.
+// the reconnect grace, as for a ZooKeeper session. The lists the re-subscription delivers
+// see the new generation first (apply), so the grace is on before they are applied.
 func (w *Watcher) watchHealth(stop <-chan struct{}) {
 	t := time.NewTicker(w.healthInterval)
 	defer t.Stop()
 	for {
 		w.mu.Lock()
-		naming := w.naming
+		conn := w.conn
 		w.mu.Unlock()
-		up := naming.ServerHealthy()
+		gen, up := conn()
 		w.mu.Lock()
-		changed, newSession := up != w.connected, up && w.everUp
-		resync := up && (newSession || !w.synced)
-		w.connected = up
-		if up {
-			w.everUp = true
-		}
+		newSession, changed := w.observeLocked(gen, up)
+		resync := changed && up && (newSession || !w.synced)
 		w.mu.Unlock()
-		if changed {
-			if up {
-				scope.Infof("registry %s: connected to Nacos %v", w.cfg.Name, w.cfg.Servers)
-			} else {
-				scope.Warnf("registry %s: connection to Nacos %v lost; serving the last provider lists", w.cfg.Name, w.cfg.Servers)
-			}
-			for _, src := range w.sources() {
-				w.sink.SourceConnected(src, up, newSession)
-			}
-			if changed && resync {
-				// After a reconnection the client re-subscribes on its own; listing now
-				// makes the registry's state current (and, when the server was down at
-				// start, reads it) without waiting for the next interval.
-				w.wg.Add(1)
-				go func() {
-					defer w.wg.Done()
-					w.syncServices()
-				}()
-			}
+		if resync {
+			// After a reconnection the client re-subscribes on its own; listing now makes
+			// the registry's state current (and, when the server was down at start, reads
+			// it) without waiting for the next interval.
+			w.wg.Add(1)
+			go func() {
+				defer w.wg.Done()
+				w.syncServices()
+			}()
 		}
 		select {
 		case <-stop:
@@ -322,6 +322,32 @@ func (w *Watcher) watchHealth(stop <-chan struct{}) {
 		case <-t.C:
 		}
 	}
+}
+
+// observeLocked records the connection state and reports a change to the registry: a
+// generation other than the last one seen is a new session (unless it is the first
+// connection). Called with w.mu held, by the health loop and before applying a list.
+func (w *Watcher) observeLocked(gen uint64, up bool) (newSession, changed bool) {
+	newSession = up && gen != w.gen && w.gen != 0
+	if up == w.connected && !newSession && (gen == w.gen || !up) {
+		return false, false
+	}
+	switch {
+	case up && newSession:
+		scope.Infof("registry %s: reconnected to Nacos %v (new session: removals are held for the reconnect grace)", w.cfg.Name, w.cfg.Servers)
+	case up:
+		scope.Infof("registry %s: connected to Nacos %v", w.cfg.Name, w.cfg.Servers)
+	case w.connected:
+		scope.Warnf("registry %s: connection to Nacos %v lost; serving the last provider lists", w.cfg.Name, w.cfg.Servers)
+	}
+	if up {
+		w.gen = gen
+	}
+	w.connected = up
+	for _, src := range w.sources() {
+		w.sink.SourceConnected(src, up, newSession)
+	}
+	return newSession, true
 }
 
 // syncServices lists the services, subscribes to new Dubbo ones, unsubscribes from
@@ -354,17 +380,37 @@ func (w *Watcher) syncServices() {
 	var add []string
 	var gone []*subscription
 	for n := range want {
-		if w.subs[n] == nil {
+		if s := w.subs[n]; s == nil {
 			add = append(add, n)
+		} else {
+			s.missing = 0
 		}
 	}
 	for n, s := range w.subs {
-		if _, ok := want[n]; !ok {
+		if _, ok := want[n]; ok {
+			continue
+		}
+		// One pass over the pages is no snapshot: a service deleted meanwhile shifts the
+		// next one onto a page already read. Nacos only deletes services without
+		// instances, so one still holding instances stays, and an empty one goes once two
+		// lists in a row did not have it.
+		s.missing++
+		if s.missing >= 2 && s.key == "" {
 			gone = append(gone, s)
+		}
+	}
+	for k := range w.lastErr {
+		if svc, ok := strings.CutPrefix(k, "subscribe "); ok {
+			if _, listed := want[svc]; !listed {
+				delete(w.lastErr, k) // a service gone takes its failure with it
+			}
 		}
 	}
 	first := !w.synced
 	w.mu.Unlock()
+	if w.authErr {
+		w.login(context.Background())
+	}
 
 	for _, s := range gone {
 		w.unsubscribe(naming, s)
@@ -386,7 +432,6 @@ func (w *Watcher) syncServices() {
 	w.mu.Lock()
 	w.lastList, w.listed = time.Now(), len(names)
 	w.synced = true
-	w.recordGauges()
 	w.mu.Unlock()
 	if first {
 		if w.ifaceSrc != "" {
@@ -429,14 +474,20 @@ func (w *Watcher) subscribe(naming naming_client.INamingClient, service string, 
 	}
 	w.mu.Lock()
 	w.subs[service] = s
+	w.countLocked(s, 1)
 	w.mu.Unlock()
-	// The client delivers the current list to the callback before Subscribe returns.
+	// The client hands the current list to the callback before Subscribe returns when it
+	// is new to its cache (the next interval's resync covers the other cases).
 	if err := naming.Subscribe(s.param); err != nil {
 		w.mu.Lock()
 		if w.subs[service] == s {
 			delete(w.subs, service)
+			w.countLocked(s, -1)
 		}
 		w.mu.Unlock()
+		// The client registered the callback (and its re-subscription) before the request
+		// failed: take them back, or every retry would add one more.
+		_ = naming.Unsubscribe(s.param)
 		w.fail("subscribe", service, err)
 		return
 	}
@@ -448,6 +499,7 @@ func (w *Watcher) unsubscribe(naming naming_client.INamingClient, s *subscriptio
 	w.mu.Lock()
 	if w.subs[s.service] == s {
 		delete(w.subs, s.service)
+		w.countLocked(s, -1)
 		w.removeLocked(s, now)
 	}
 	w.mu.Unlock()
@@ -474,12 +526,21 @@ func (w *Watcher) apply(s *subscription, instances []model.Instance, observed ti
 	key := listKey(instances)
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.conn != nil {
+		// A list the client's re-subscription delivers after a reconnection: the new
+		// session (and its grace) first.
+		if gen, up := w.conn(); up && gen != w.gen {
+			w.observeLocked(gen, up)
+		}
+	}
 	if w.subs[s.service] != s || s.key == key {
 		return
 	}
 	s.key = key
 	s.pushes++
 	s.lastPush = observed
+	w.totInstances -= s.dubbo
+	w.totOut -= s.out
 	s.dubbo, s.out, s.nonDubbo, s.rejected = 0, 0, 0, 0
 	pushesTotal.With(registryTag.Value(w.cfg.Name)).Increment()
 	switch s.name.Kind {
@@ -488,6 +549,8 @@ func (w *Watcher) apply(s *subscription, instances []model.Instance, observed ti
 	case KindApplication:
 		w.applyApplication(s, instances, observed)
 	}
+	w.totInstances += s.dubbo
+	w.totOut += s.out
 	w.recordGauges()
 }
 
@@ -563,6 +626,8 @@ func (w *Watcher) applyApplication(s *subscription, instances []model.Instance, 
 
 // removeLocked forgets a service that is not listed any more.
 func (w *Watcher) removeLocked(s *subscription, observed time.Time) {
+	w.totInstances -= s.dubbo
+	w.totOut -= s.out
 	switch s.name.Kind {
 	case KindInterface:
 		iface := s.name.Interface
@@ -598,22 +663,22 @@ func listKey(instances []model.Instance) string {
 	return string(b)
 }
 
-func (w *Watcher) recordGauges() {
-	var ifaces, apps, instances, out float64
-	for _, s := range w.subs {
-		if s.name.Kind == KindInterface {
-			ifaces++
-		} else {
-			apps++
-		}
-		instances += float64(s.dubbo)
-		out += float64(s.out)
+// countLocked adds (delta 1) or takes away (-1) a subscription from the totals.
+func (w *Watcher) countLocked(s *subscription, delta int) {
+	if s.name.Kind == KindInterface {
+		w.totIfaces += delta
+	} else {
+		w.totApps += delta
 	}
+	w.recordGauges()
+}
+
+func (w *Watcher) recordGauges() {
 	r := registryTag.Value(w.cfg.Name)
-	subscribedGauge.With(r, kindTag.Value("interface")).Record(ifaces)
-	subscribedGauge.With(r, kindTag.Value("application")).Record(apps)
-	instancesGauge.With(r).Record(instances)
-	outOfRotationGauge.With(r).Record(out)
+	subscribedGauge.With(r, kindTag.Value("interface")).Record(float64(w.totIfaces))
+	subscribedGauge.With(r, kindTag.Value("application")).Record(float64(w.totApps))
+	instancesGauge.With(r).Record(float64(w.totInstances))
+	outOfRotationGauge.With(r).Record(float64(w.totOut))
 }
 
 // fail records a failed request: counted, shown in /debug/dubboz, logged at the first

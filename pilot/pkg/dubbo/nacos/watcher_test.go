@@ -297,7 +297,9 @@ func TestServerDownAndBack(t *testing.T) {
 	e := start(t, f)
 	retry.UntilSuccessOrFail(t, e.rec.WantAddrs(greetHost, "10.0.6.1:20880", "10.0.6.2:20880"), retry.Timeout(wait))
 
-	srv.Stop()
+	// SIGKILL: a graceful stop may push its clients' deregistrations to us before it
+	// closes our connection (docs/registry.md, Nacos faults).
+	srv.Kill()
 	retry.UntilSuccessOrFail(t, func() error {
 		if e.nacosView(t)["connected"] != false {
 			return errorf("still connected")
@@ -359,10 +361,10 @@ func (e errString) Error() string { return string(e) }
 
 func errorf(s string) error { return errString(s) }
 
-// TestLoginRefusedIsReported: credentials the server refuses are a clear error in
-// /debug/dubboz and the metric, and nothing else stops. Polaris's Nacos API has no login
-// endpoint (tests/framework/nacos), so every login is refused there (HTTP 404); against
-// Alibaba's Nacos a bad password is a 403 "unknown user!". Polaris serves reads without a
+// TestLoginRefusedIsReported: a login that does not succeed is a clear error in
+// /debug/dubboz and the metric, retried at every interval, and nothing else stops.
+// Polaris's Nacos API has no login endpoint (tests/framework/nacos), so every login fails
+// there (HTTP 404); against Alibaba's Nacos a bad password is a 403 "unknown user!". Polaris serves reads without a
 // login, so the providers are still served.
 func TestLoginRefusedIsReported(t *testing.T) {
 	srv := nacosfw.Start(t, nacosfw.Options{})
@@ -372,8 +374,8 @@ func TestLoginRefusedIsReported(t *testing.T) {
 	n := e.nacosView(t)
 	errs, _ := n["errors"].(map[string]any)
 	auth, _ := errs["auth"].(map[string]any)
-	if msg, _ := auth["error"].(string); !strings.Contains(msg, `login as "dubbo"`) || !strings.Contains(msg, "refused") {
-		t.Errorf("dubboz nacos errors[auth] = %v, want the refused login", errs["auth"])
+	if msg, _ := auth["error"].(string); !strings.Contains(msg, `login as "dubbo"`) || !strings.Contains(msg, "HTTP 404") {
+		t.Errorf("dubboz nacos errors[auth] = %v, want the failed login", errs["auth"])
 	}
 	if strings.Contains(n["address"].(string), "wrong-password") {
 		t.Errorf("dubboz shows the password: %s", n["address"])

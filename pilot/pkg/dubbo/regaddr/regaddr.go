@@ -128,14 +128,22 @@ func Redact(addr string) string { return redact(addr) }
 func redact(addr string) string {
 	scheme, rest, ok := strings.Cut(addr, "://")
 	if !ok {
-		return addr
+		scheme, rest = "", addr
+	}
+	// User information ends at the last '@' before the path; a password may hold '?'.
+	end := len(rest)
+	if i := strings.IndexByte(rest, '/'); i >= 0 {
+		end = i
+	}
+	if at := strings.LastIndexByte(rest[:end], '@'); at >= 0 {
+		user, _, _ := strings.Cut(rest[:at], ":")
+		rest = user + ":REDACTED@" + rest[at+1:]
 	}
 	hosts, query, hasQuery := strings.Cut(rest, "?")
-	if i := strings.LastIndexByte(hosts, '@'); i >= 0 {
-		user, _, _ := strings.Cut(hosts[:i], ":")
-		hosts = user + ":REDACTED@" + hosts[i+1:]
+	out := hosts
+	if ok {
+		out = scheme + "://" + hosts
 	}
-	out := scheme + "://" + hosts
 	if !hasQuery {
 		return out
 	}

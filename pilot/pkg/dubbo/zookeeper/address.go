@@ -70,7 +70,7 @@ const (
 // caller's default applies), rootPath (the application-level root, default /services). Other Dubbo
 // parameters (timeout, ...) are accepted and ignored.
 func ParseAddress(addr string) (Config, error) {
-	c := Config{Address: addr, Root: defaultRoot, SessionTimeout: defaultSessionTimeout,
+	c := Config{Address: regaddr.Redact(addr), Root: defaultRoot, SessionTimeout: defaultSessionTimeout,
 		ServicesRoot: defaultServicesRoot}
 	scheme, _, _ := strings.Cut(strings.TrimSpace(addr), "://")
 	switch strings.ToLower(scheme) {
@@ -85,6 +85,10 @@ func ParseAddress(addr string) (Config, error) {
 	a, err := regaddr.Parse(addr, defaultPort)
 	if err != nil {
 		return c, err
+	}
+	addr = regaddr.Redact(addr) // errors below show it
+	if a.User != "" {
+		return c, fmt.Errorf("registry address %q: credentials in a zookeeper:// address are not supported (ZooKeeper ACLs are not read)", addr)
 	}
 	c.Servers, c.Levels = a.Servers, a.Levels
 	params := a.Params

@@ -42,6 +42,7 @@ func TestParseAddress(t *testing.T) {
 		{addr: "10.0.0.1:2181", err: "want zookeeper://"},
 		{addr: "http://10.0.0.1", err: "unknown registry scheme"},
 		{addr: "zookeeper://", err: "no server"},
+		{addr: "zookeeper://u:secret@10.0.0.1:2181", err: "credentials in a zookeeper:// address"},
 		{addr: "zookeeper://10.0.0.1:99999", err: "not in 1..65535"},
 		{addr: "zookeeper://10.0.0.1:2181?session-timeout=abc", err: "neither a duration"},
 		{addr: "zookeeper://10.0.0.1:2181?session-timeout=100ms", err: "outside 1s..10m"},
