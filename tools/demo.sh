@@ -105,6 +105,7 @@ ENABLE_CA_SERVER=false PILOT_CERT_PROVIDER=none \
 "$BIN/pilot-discovery" discovery --registries= --configDir="$WORK/config" \
   --dubboRegistry="zookeeper://127.0.0.1:$ZK_PORT?name=demo-zk" \
   --dubboRegistry="nacos://127.0.0.1:$NACOS_PORT?name=demo-nacos" --dubboNacosDir="$WORK/nacos-client" \
+  --dubboNacosListInterval=2s \
   --grpcAddr=127.0.0.1:$GRPC --secureGRPCAddr= --httpsAddr= \
   --httpAddr=127.0.0.1:$HTTP --monitoringAddr=127.0.0.1:$MON --ctrlz_port=0 \
   --meshConfig=/nonexistent --networksConfig=/nonexistent >"$LOGS/pilot-discovery.log" 2>&1 &
@@ -128,7 +129,7 @@ for i in v["interfaces"]:
         print("      %s:%d  weight %d  version=%s  workload=%s" % (e["address"], e["port"], e["weight"], e["labels"].get("version"), e["workload"]))
 PY
 
-bold "6. Dubbo 3 apps: dubbo-go v3.3.2 (tools/dubbo3), dubbo and Triple; in ZooKeeper at application level (its default), in Nacos at interface level"
+bold "6. Dubbo 3 apps: dubbo-go v3.3.2 (tools/dubbo3), dubbo and Triple, application-level registration (its default), in ZooKeeper and in Nacos"
 "$ROOT/out/dubbo3/bin/dubbo3" provider -zk 127.0.0.1:$ZK_PORT -app greet-dubbo3 -mode service -metadata local \
   -interface com.example.GreetService -version 1.0.0 -dubbo-port $G_DUBBO -tri-port $G_TRI -metadata-port $G_META \
   -ip 127.0.0.1 >"$LOGS/dubbo3-provider.log" 2>"$LOGS/dubbo3-provider.err" &
@@ -151,22 +152,25 @@ for i in v["interfaces"]:
         for e in i["instances"]:
             print("      %s:%d  workload=%s" % (e["address"], e["port"], e["workload"]))
 PY
-echo "  the same interface from another Dubbo 3 app registered in Nacos at interface level"
-echo "  (service providers:com.example.GreetService:1.0.0:, one instance per protocol port):"
+echo "  the same interface from another Dubbo 3 app registered in Nacos at application level"
+echo "  (service greet-nacos; its metadata in the Nacos config dataId=greet-nacos, group=<revision>):"
 "$ROOT/out/dubbo3/bin/dubbo3" provider -registry "nacos://127.0.0.1:$NACOS_PORT" -nacos-dir "$WORK/dubbo3-nacos" \
-  -app greet-nacos -mode interface -interface com.example.GreetService -version 1.0.0 \
+  -app greet-nacos -mode service -metadata remote -interface com.example.GreetService -version 1.0.0 \
   -dubbo-port $N_DUBBO -tri-port $N_TRI -metadata-port $N_META -ip 127.0.0.1 \
   >"$LOGS/dubbo3-nacos-provider.log" 2>"$LOGS/dubbo3-nacos-provider.err" &
 record $!
 wait_for "the Dubbo 3 provider in Nacos" 60 grep -q READY "$LOGS/dubbo3-nacos-provider.log"
-wait_for "the Nacos providers in dubbo-istiod" 30 bash -c "curl -sf http://127.0.0.1:$MON/debug/dubboz | grep -q '\"demo-nacos\"'"
+nacos_ready() { # dubbo-istiod serves both GreetService endpoints of the Nacos app
+  curl -sf "http://127.0.0.1:$MON/debug/dubboz" | python3 -c 'import json,sys; v=json.load(sys.stdin); sys.exit(0 if sum(1 for i in v["interfaces"] if i["interface"]=="com.example.GreetService" for e in i["instances"] if e["labels"].get("registry")=="demo-nacos") >= 2 else 1)'
+}
+wait_for "the Nacos providers in dubbo-istiod" 30 nacos_ready
 curl -s "http://127.0.0.1:$MON/debug/dubboz" >"$WORK/dubboz.json"
 python3 - "$WORK/dubboz.json" <<'PY'
 import json, sys
 v = json.load(open(sys.argv[1]))
 for n in v.get("nacos", []):
-    print("  registry %s (Nacos %s, namespace %s): connected=%s, %d interface services subscribed, %d instances" % (
-        n["registry"], ",".join(n["servers"]), n["namespace"], n["connected"], n["subscribed"]["interface"], n["instances"]))
+    print("  registry %s (Nacos %s, namespace %s): connected=%s, %d services subscribed, %d Dubbo instances" % (
+        n["registry"], ",".join(n["servers"]), n["namespace"], n["connected"], n["subscribed"]["interface"] + n["subscribed"]["application"], n["instances"]))
 for i in v["interfaces"]:
     if i["interface"] == "com.example.GreetService":
         print("  one service for both registries: %s -> %s" % (i["interface"], i["hostname"]))

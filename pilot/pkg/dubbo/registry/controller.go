@@ -274,7 +274,10 @@ func (c *Controller) publish(st *ifaceState, observed time.Time) {
 		}
 	case !sameEndpoints(st.eps, eps):
 		prev := st.eps
-		if ports := c.servicePorts(eps); !samePorts(st.svc.Ports, ports) {
+		// An interface left without endpoints keeps its ports: during a rolling restart
+		// the new instances may not be resolved yet when the old ones leave, and a port
+		// dropped and restored would be two full pushes for one restart.
+		if ports := c.servicePorts(eps); len(eps) > 0 && !samePorts(st.svc.Ports, ports) {
 			// Triple providers came or went: the service gains or loses its grpc-tri port
 			// (a service update, so a full push).
 			old := st.svc
