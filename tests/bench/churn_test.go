@@ -272,8 +272,18 @@ func runChurn(b *testing.B, p *pilot.Instance, node adsclient.Node, d time.Durat
 	}
 	if _, err := c.AwaitTimeout(30*time.Second, adsclient.EndpointType, func(r *discovery.DiscoveryResponse) error {
 		las, err := adsclient.Decode[endpoint.ClusterLoadAssignment](r)
-		if err != nil || len(las) < churnServices {
-			return fmt.Errorf("waiting for %d clusters", churnServices)
+		if err != nil {
+			return err
+		}
+		// istiod answers for clusters it does not know yet too, without endpoints.
+		n := 0
+		for _, la := range las {
+			if len(la.Endpoints) > 0 {
+				n++
+			}
+		}
+		if n < churnServices {
+			return fmt.Errorf("waiting for %d clusters with endpoints, have %d", churnServices, n)
 		}
 		return nil
 	}); err != nil {
