@@ -147,7 +147,7 @@ bench: build polaris-bin
 ifeq ($(BENCH),)
 	mkdir -p out
 	PILOT_DISCOVERY_BIN=$(CURDIR)/$(BIN) $(GO) test -run '^$$' -bench 'Generation' -benchtime=10x -count=3 -benchmem -timeout 30m ./tests/bench/ | tee out/bench.txt
-	PILOT_DISCOVERY_BIN=$(CURDIR)/$(BIN) DUBBO_POLARIS_BIN=$(CURDIR)/$(POLARIS_BIN) DUBBO_BENCH_INTERFACES=10000 DUBBO_BENCH_NACOS_INTERFACES=5000 $(GO) test -run '^$$' -bench 'RegistryIngest|AppLevelIngest|NacosIngest|Churn|Fanout' -benchtime=1x -timeout 45m ./tests/bench/ | tee -a out/bench.txt
+	PILOT_DISCOVERY_BIN=$(CURDIR)/$(BIN) DUBBO_POLARIS_BIN=$(CURDIR)/$(POLARIS_BIN) DUBBO_BENCH_INTERFACES=10000 DUBBO_BENCH_NACOS_INTERFACES=2000 $(GO) test -run '^$$' -bench 'RegistryIngest|AppLevelIngest|NacosIngest|Churn|Fanout' -benchtime=1x -timeout 45m ./tests/bench/ | tee -a out/bench.txt
 	$(GO) run ./tools/benchreport out/bench.txt "make bench" > BENCHMARKS.md
 	@echo "wrote BENCHMARKS.md"
 else
