@@ -144,15 +144,15 @@ deps:
 # upstream's generators on the same machine in the same run; writes BENCHMARKS.md.
 # `make bench BENCH=<regexp>` runs a subset and prints it without rewriting the report.
 BENCH ?=
-bench: build
+bench: build polaris-bin
 ifeq ($(BENCH),)
 	mkdir -p out
 	PILOT_DISCOVERY_BIN=$(CURDIR)/$(BIN) $(GO) test -run '^$$' -bench 'Generation' -benchtime=10x -count=3 -benchmem -timeout 30m ./tests/bench/ | tee out/bench.txt
-	PILOT_DISCOVERY_BIN=$(CURDIR)/$(BIN) DUBBO_BENCH_INTERFACES=10000 $(GO) test -run '^$$' -bench 'RegistryIngest|AppLevelIngest|Churn|Fanout' -benchtime=1x -timeout 30m ./tests/bench/ | tee -a out/bench.txt
+	PILOT_DISCOVERY_BIN=$(CURDIR)/$(BIN) DUBBO_POLARIS_BIN=$(CURDIR)/$(POLARIS_BIN) DUBBO_BENCH_INTERFACES=10000 DUBBO_BENCH_NACOS_INTERFACES=2000 $(GO) test -run '^$$' -bench 'RegistryIngest|AppLevelIngest|NacosIngest|Churn|Fanout' -benchtime=1x -timeout 45m ./tests/bench/ | tee -a out/bench.txt
 	$(GO) run ./tools/benchreport out/bench.txt "make bench" > BENCHMARKS.md
 	@echo "wrote BENCHMARKS.md"
 else
-	PILOT_DISCOVERY_BIN=$(CURDIR)/$(BIN) $(GO) test -run '^$$' -bench '$(BENCH)' -benchtime=$${BENCH_TIME:-1x} -timeout 30m ./tests/bench/
+	PILOT_DISCOVERY_BIN=$(CURDIR)/$(BIN) DUBBO_POLARIS_BIN=$(CURDIR)/$(POLARIS_BIN) $(GO) test -run '^$$' -bench '$(BENCH)' -benchtime=$${BENCH_TIME:-1x} -timeout 30m ./tests/bench/
 endif
 
 # The pilot image: the build context is out/docker/pilot (Dockerfile + <arch>/pilot-discovery).

@@ -52,7 +52,7 @@ func BenchmarkAppLevelIngest(b *testing.B) {
 		var fetches float64
 		ready, rss := ingestWith(b, providers, pilot.Options{
 			Args: []string{"--dubboRegistry=zookeeper://" + zs.Addr + "?name=bench&registry-type=service", "--dubboSyncTimeout=120s"},
-		}, func(p *pilot.Instance) {
+		}, nil, func(p *pilot.Instance) {
 			fetches = metricSum(b, p, `dubbo_metadata_fetches_total\{[^}]*result="ok"[^}]*\} (\S+)`)
 		})
 		b.ReportMetric(zs.Mntr("zk_packets_received")-before, "zk-requests")

@@ -38,6 +38,8 @@ import (
 	zkt "github.com/dubbo-istiod/dubbo-istiod/tests/framework/zk"
 )
 
+func benchIface(i int) string { return fmt.Sprintf("com.example.bench.Service%05d", i) }
+
 // seed registers interfaces x providers ephemeral nodes through one session, batched.
 func seed(b *testing.B, c *zkt.Client, interfaces, providers int) {
 	b.Helper()
@@ -55,7 +57,7 @@ func seed(b *testing.B, c *zkt.Client, interfaces, providers int) {
 	ops = append(ops, &zk.CreateRequest{Path: "/dubbo", Acl: acl})
 	flush()
 	for i := 0; i < interfaces; i++ {
-		iface := fmt.Sprintf("com.example.bench.Service%05d", i)
+		iface := benchIface(i)
 		ops = append(ops,
 			&zk.CreateRequest{Path: "/dubbo/" + iface, Acl: acl},
 			&zk.CreateRequest{Path: "/dubbo/" + iface + "/providers", Acl: acl})
@@ -139,14 +141,18 @@ func BenchmarkRegistryIngest(b *testing.B) {
 // ingest starts istiod and returns seconds until it is ready with `want` endpoints
 // known (/debug/endpointz), and its RSS then.
 func ingest(b *testing.B, want int, o pilot.Options) (float64, float64) {
-	return ingestWith(b, want, o, nil)
+	return ingestWith(b, want, o, nil, nil)
 }
 
-// ingestWith is ingest, calling after (when set) once istiod is complete, before it stops.
-func ingestWith(b *testing.B, want int, o pilot.Options, after func(*pilot.Instance)) (float64, float64) {
+// ingestWith is ingest, calling started (when set) right after istiod starts, and after
+// (when set) once istiod is complete, before it stops.
+func ingestWith(b *testing.B, want int, o pilot.Options, started, after func(*pilot.Instance)) (float64, float64) {
 	o.Env = append(o.Env, "PILOT_DEBOUNCE_AFTER=100ms", "PILOT_DEBOUNCE_MAX=10s")
 	start := time.Now()
 	p := pilot.Start(b, o)
+	if started != nil {
+		started(p)
+	}
 	p.WaitReady(b, 300*time.Second)
 	ready := time.Since(start).Seconds()
 	time.Sleep(time.Second) // let the first push settle before reading RSS
