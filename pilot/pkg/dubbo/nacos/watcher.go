@@ -18,6 +18,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"maps"
 	"net"
 	"os"
@@ -64,7 +65,7 @@ const (
 	// pageSize of the service list reads.
 	pageSize = 500
 	// subscribeConcurrency bounds the subscriptions in flight (each is a round trip).
-	subscribeConcurrency = 8
+	subscribeConcurrency = 32
 	// healthInterval is how often the client's connection state is read.
 	healthInterval = 500 * time.Millisecond
 )
@@ -111,11 +112,12 @@ type subscription struct {
 	service  string
 	name     ServiceName
 	param    *vo.SubscribeParam
-	key      string // the instance list last applied
-	missing  int    // consecutive service lists without it
-	dubbo    int    // Dubbo instances listed
-	out      int    // of which out of rotation
-	nonDubbo int    // instances of a candidate application that are not Dubbo's
+	key      listID // the instance list last applied
+	last     []model.Instance
+	missing  int // consecutive service lists without it
+	dubbo    int // Dubbo instances listed
+	out      int // of which out of rotation
+	nonDubbo int // instances of a candidate application that are not Dubbo's
 	rejected int
 	pushes   int
 	lastPush time.Time
@@ -395,7 +397,7 @@ func (w *Watcher) syncServices() {
 		// instances, so one still holding instances stays, and an empty one goes once two
 		// lists in a row did not have it.
 		s.missing++
-		if s.missing >= 2 && s.key == "" {
+		if s.missing >= 2 && s.key.n == 0 {
 			gone = append(gone, s)
 		}
 	}
@@ -523,7 +525,6 @@ func (w *Watcher) resync(naming naming_client.INamingClient) {
 
 // apply installs the instance list of a subscribed service.
 func (w *Watcher) apply(s *subscription, instances []model.Instance, observed time.Time) {
-	key := listKey(instances)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.conn != nil {
@@ -533,7 +534,12 @@ func (w *Watcher) apply(s *subscription, instances []model.Instance, observed ti
 			w.observeLocked(gen, up)
 		}
 	}
-	if w.subs[s.service] != s || s.key == key {
+	if w.subs[s.service] != s || sameSlice(s.last, instances) {
+		return // the list the client cached and gave us last time (the interval's re-read)
+	}
+	key := listKey(instances)
+	s.last = instances
+	if s.key == key {
 		return
 	}
 	s.key = key
@@ -644,23 +650,54 @@ func (w *Watcher) removeLocked(s *subscription, observed time.Time) {
 	w.recordGauges()
 }
 
-// listKey identifies an instance list's content, whatever its order.
-func listKey(instances []model.Instance) string {
-	keys := make([]string, len(instances))
+// listID identifies an instance list's content, whatever its order: its length and an
+// order-independent 64-bit hash of its instances (address, state, weight, metadata).
+// Hashing, not a string of the whole list: the 10 s re-read of every subscribed list and
+// the memory per subscription were most of the registry's own cost (BENCHMARKS.md).
+type listID struct {
+	n    int
+	hash uint64
+}
+
+func listKey(instances []model.Instance) listID {
+	id := listID{n: len(instances)}
 	for i := range instances {
-		keys[i] = instanceKey(&instances[i])
+		id.hash += mix(instanceHash(&instances[i]))
 	}
-	slices.Sort(keys)
-	n := 0
-	for _, k := range keys {
-		n += len(k) + 1
+	return id
+}
+
+// instanceHash hashes an instance; its metadata entries are combined order-independently
+// (no sort of the keys).
+func instanceHash(in *model.Instance) uint64 {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%s|%d|%t|%t|%g", in.Ip, in.Port, in.Enable, in.Healthy, in.Weight)
+	sum := h.Sum64()
+	for k, v := range in.Metadata {
+		h.Reset()
+		h.Write([]byte(k))
+		h.Write([]byte{0})
+		h.Write([]byte(v))
+		sum += mix(h.Sum64())
 	}
-	b := make([]byte, 0, n)
-	for _, k := range keys {
-		b = append(b, k...)
-		b = append(b, '\n')
-	}
-	return string(b)
+	return sum
+}
+
+// mix spreads a hash before it is summed (splitmix64's finaliser), so that sums of
+// related hashes do not collide.
+func mix(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	return x ^ x>>31
+}
+
+// sameSlice is true when b is the very list a is (same backing array and length): the
+// client's cache hands out the list it stored, so an unchanged service re-read at the
+// interval costs no hashing.
+func sameSlice(a, b []model.Instance) bool {
+	return len(a) == len(b) && len(a) > 0 && &a[0] == &b[0]
 }
 
 // countLocked adds (delta 1) or takes away (-1) a subscription from the totals.
