@@ -38,6 +38,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dubbo-istiod/dubbo-istiod/tests/framework/fixtures"
 )
 
 // BinEnv names the environment variable that points at the dubbo3 binary (set by `make
@@ -61,18 +63,7 @@ const (
 )
 
 func findBin() (string, error) {
-	bin := os.Getenv(BinEnv)
-	if bin == "" {
-		// Running `go test` by hand from anywhere in the repository.
-		if wd, err := os.Getwd(); err == nil {
-			for d := wd; d != "/"; d = filepath.Dir(d) {
-				if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-					bin = filepath.Join(d, "out", "dubbo3", "bin", "dubbo3")
-					break
-				}
-			}
-		}
-	}
+	bin := fixtures.RepoBin(BinEnv, "out", "dubbo3", "bin", "dubbo3")
 	if _, err := os.Stat(bin); err != nil {
 		return "", fmt.Errorf("dubbo3 binary not found (%v): run `make dubbo3-bin`, or set %s", err, BinEnv)
 	}

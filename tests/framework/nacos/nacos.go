@@ -70,6 +70,8 @@ import (
 
 	"github.com/nacos-group/nacos-sdk-go/v2/clients/config_client"
 	"github.com/nacos-group/nacos-sdk-go/v2/clients/naming_client"
+
+	"github.com/dubbo-istiod/dubbo-istiod/tests/framework/fixtures"
 )
 
 // BinEnv names the environment variable that points at the polaris-server binary (set by
@@ -89,18 +91,7 @@ const DefaultGroup = "DEFAULT_GROUP"
 const PublicNamespace = "public"
 
 func findBin() (string, error) {
-	bin := os.Getenv(BinEnv)
-	if bin == "" {
-		// Running `go test` by hand from anywhere in the repository.
-		if wd, err := os.Getwd(); err == nil {
-			for d := wd; d != "/"; d = filepath.Dir(d) {
-				if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-					bin = filepath.Join(d, "out", "polaris", "bin", "polaris-server")
-					break
-				}
-			}
-		}
-	}
+	bin := fixtures.RepoBin(BinEnv, "out", "polaris", "bin", "polaris-server")
 	if _, err := os.Stat(bin); err != nil {
 		return "", fmt.Errorf("polaris-server not found (%v): run `make polaris-bin`, or set %s", err, BinEnv)
 	}

@@ -30,6 +30,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dubbo-istiod/dubbo-istiod/tests/framework/fixtures"
 )
 
 // BinEnv names the environment variable that points at the binary under test
@@ -80,18 +82,7 @@ type Instance struct {
 // skipped): `make test` builds it first.
 func Bin(t testing.TB) string {
 	t.Helper()
-	bin := os.Getenv(BinEnv)
-	if bin == "" {
-		// Running `go test` by hand from the repository root.
-		if wd, err := os.Getwd(); err == nil {
-			for d := wd; d != "/"; d = filepath.Dir(d) {
-				if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-					bin = filepath.Join(d, "out", "bin", "pilot-discovery")
-					break
-				}
-			}
-		}
-	}
+	bin := fixtures.RepoBin(BinEnv, "out", "bin", "pilot-discovery")
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("pilot-discovery binary not found (%v): run `make build`, or set %s", err, BinEnv)
 	}
