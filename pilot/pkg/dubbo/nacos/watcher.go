@@ -408,9 +408,9 @@ func (w *Watcher) syncServices() {
 			}
 		}
 	}
-	first := !w.synced
+	first, retryLogin := !w.synced, w.authErr
 	w.mu.Unlock()
-	if w.authErr {
+	if retryLogin {
 		w.login(context.Background())
 	}
 
