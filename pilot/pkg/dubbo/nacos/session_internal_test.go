@@ -23,8 +23,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nacos-group/nacos-sdk-go/v2/vo"
-
 	"istio.io/istio/pkg/test/util/retry"
 
 	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/registry"
@@ -43,11 +41,8 @@ func TestReconnectBetweenHealthReadsIsANewSession(t *testing.T) {
 	svc := "providers:com.example.GreetService::"
 	md := map[string]string{"interface": "com.example.GreetService", "protocol": "dubbo", "application": "greet"}
 	srv.RegisterInstance(t, "", svc, "", "10.0.9.1", 20880, md)
-	leaver := srv.NamingClient(t, "")
-	if ok, err := leaver.RegisterInstance(vo.RegisterInstanceParam{Ip: "10.0.9.2", Port: 20880, Weight: 1, Enable: true, Healthy: true,
-		Ephemeral: true, ServiceName: svc, Metadata: md}); err != nil || !ok {
-		t.Fatalf("register: %v %v", ok, err)
-	}
+	// A provider that goes while the server is down (its client closed: a dead process).
+	srv.RegisterInstance(t, "", svc, "", "10.0.9.2", 20880, md)
 
 	rec := registrytest.NewRecorder()
 	ctl, err := registry.NewController(registry.Options{Namespace: "dubbo", ServicePort: 20880, ReconnectGrace: 4 * time.Second}, rec)
@@ -77,7 +72,7 @@ func TestReconnectBetweenHealthReadsIsANewSession(t *testing.T) {
 	// SIGKILL: a graceful stop may push its clients' deregistrations to us before it
 	// closes our connection (docs/registry.md, Nacos faults), which is not this case.
 	srv.Kill()
-	leaver.CloseClient()
+	srv.Disconnect(t, "", svc, "", "10.0.9.2", 20880)
 	srv.Start()
 	// The helper's client registers 10.0.9.1 again; the closed one never comes back.
 	retry.UntilSuccessOrFail(t, rec.WantAddrs(host, "10.0.9.1:20880"), retry.Timeout(30*time.Second))

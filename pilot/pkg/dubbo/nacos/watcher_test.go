@@ -22,8 +22,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nacos-group/nacos-sdk-go/v2/vo"
-
 	"istio.io/istio/pkg/test/util/retry"
 
 	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/appdiscovery"
@@ -287,12 +285,8 @@ func pushCount(t *testing.T, e *env) float64 {
 func TestServerDownAndBack(t *testing.T) {
 	srv := nacosfw.Start(t, nacosfw.Options{})
 	srv.RegisterInstance(t, "", greetService, "", "10.0.6.1", 20880, providerMetadata("greet"))
-	// A provider with a client of its own, which goes while the server is down.
-	leaver := srv.NamingClient(t, "")
-	if ok, err := leaver.RegisterInstance(vo.RegisterInstanceParam{Ip: "10.0.6.2", Port: 20880, Weight: 1, Enable: true, Healthy: true,
-		Ephemeral: true, ServiceName: greetService, Metadata: providerMetadata("greet")}); err != nil || !ok {
-		t.Fatalf("register: %v %v", ok, err)
-	}
+	// A provider that goes while the server is down (its client closed: a dead process).
+	srv.RegisterInstance(t, "", greetService, "", "10.0.6.2", 20880, providerMetadata("greet"))
 	f := flags(t, srv.URL())
 	e := start(t, f)
 	retry.UntilSuccessOrFail(t, e.rec.WantAddrs(greetHost, "10.0.6.1:20880", "10.0.6.2:20880"), retry.Timeout(wait))
@@ -309,7 +303,7 @@ func TestServerDownAndBack(t *testing.T) {
 	if err := e.rec.WantAddrs(greetHost, "10.0.6.1:20880", "10.0.6.2:20880")(); err != nil {
 		t.Errorf("while the server is down: %v", err)
 	}
-	leaver.CloseClient()
+	srv.Disconnect(t, "", greetService, "", "10.0.6.2", 20880)
 	down := time.Now()
 	srv.Start()
 	retry.UntilSuccessOrFail(t, func() error {
