@@ -45,7 +45,7 @@ func TestReconnectBetweenHealthReadsIsANewSession(t *testing.T) {
 	srv.RegisterInstance(t, "", svc, "", "10.0.9.2", 20880, md)
 
 	rec := registrytest.NewRecorder()
-	ctl, err := registry.NewController(registry.Options{Namespace: "dubbo", ServicePort: 20880, ReconnectGrace: 4 * time.Second}, rec)
+	ctl, err := registry.NewController(registry.Options{Namespace: "dubbo", ServicePort: 20880, ReconnectGrace: 10 * time.Second}, rec)
 	if err != nil {
 		t.Fatal(err)
 	}

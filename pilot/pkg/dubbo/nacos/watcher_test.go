@@ -49,10 +49,13 @@ type env struct {
 	rec *registrytest.Recorder
 }
 
+// flags are istiod's, for tests. The reconnect grace covers a restarted server's first
+// (empty) lists until the providers' clients registered again: ~3 s after the restart on
+// an idle machine (tests/framework/nacos), more under load.
 func flags(t *testing.T, registries ...string) extension.Flags {
 	return extension.Flags{
 		Registries: registries, Namespace: "dubbo", ServicePort: 20880, TriplePort: 50051,
-		SyncTimeout: 20 * time.Second, ReconnectGrace: 3 * time.Second, Levels: "all",
+		SyncTimeout: 20 * time.Second, ReconnectGrace: 10 * time.Second, Levels: "all",
 		MetadataTimeout: 2 * time.Second, MetadataConcurrency: 4,
 		NacosListInterval: 300 * time.Millisecond, NacosDir: t.TempDir(),
 	}
