@@ -153,7 +153,7 @@ for i in v["interfaces"]:
             print("      %s:%d  workload=%s" % (e["address"], e["port"], e["workload"]))
 PY
 echo "  the same interface from another Dubbo 3 app registered in Nacos at application level"
-echo "  (service greet-nacos, one instance per protocol port; its metadata from its MetadataService):"
+echo "  (service greet-nacos; the interfaces it serves come from its MetadataService):"
 "$ROOT/out/dubbo3/bin/dubbo3" provider -registry "nacos://127.0.0.1:$NACOS_PORT" -nacos-dir "$WORK/dubbo3-nacos" \
   -app greet-nacos -mode service -metadata local -interface com.example.GreetService -version 1.0.0 \
   -dubbo-port $N_DUBBO -tri-port $N_TRI -metadata-port $N_META -ip 127.0.0.1 \
