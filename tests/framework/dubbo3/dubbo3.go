@@ -161,9 +161,10 @@ func StartProvider(t testing.TB, o ProviderOptions) *Provider {
 	o.defaults(t)
 	bin := Bin(t)
 	// Retried on two causes only, each logged: a free port taken between the probe and the
-	// bind, and a registry request that timed out (dubbo-go gives up exporting after 3 s,
-	// which a Nacos-protocol server on a loaded 2-core machine can exceed; a real provider's
-	// supervisor would restart it).
+	// bind, and a registry that refused or timed out an export (dubbo-go exits: its
+	// requests time out after 3 s, which Polaris on a loaded 2-core machine can exceed,
+	// and Polaris answers some registrations right after its start with a bare refusal; a
+	// real provider's supervisor would restart it).
 	for attempt := 1; ; attempt++ {
 		p, err := startProvider(t, bin, o, attempt)
 		if err == nil {
@@ -174,8 +175,8 @@ func StartProvider(t testing.TB, o ProviderOptions) *Provider {
 			t.Logf("dubbo3 provider %s: port taken, retrying: %v", o.App, err)
 			continue
 		}
-		if attempt < 3 && strings.Contains(log, "DeadlineExceeded") {
-			t.Logf("dubbo3 provider %s: a registry request timed out, retrying: %v", o.App, err)
+		if attempt < 3 && strings.Contains(log, "Registry protocol new exporter error") {
+			t.Logf("dubbo3 provider %s: the registry refused or timed out its export, retrying: %v", o.App, err)
 			continue
 		}
 		t.Fatalf("dubbo3 provider %s: %v\nlog (%s), last lines:\n%s", o.App, err, p.LogPath, tail(p.LogPath, 40))
