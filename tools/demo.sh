@@ -154,12 +154,22 @@ for i in v["interfaces"]:
 PY
 echo "  the same interface from another Dubbo 3 app registered in Nacos at application level"
 echo "  (service greet-nacos; the interfaces it serves come from its MetadataService):"
-"$ROOT/out/dubbo3/bin/dubbo3" provider -registry "nacos://127.0.0.1:$NACOS_PORT" -nacos-dir "$WORK/dubbo3-nacos" \
-  -app greet-nacos -mode service -metadata local -interface com.example.GreetService -version 1.0.0 \
-  -dubbo-port $N_DUBBO -tri-port $N_TRI -metadata-port $N_META -ip 127.0.0.1 \
-  >"$LOGS/dubbo3-nacos-provider.log" 2>"$LOGS/dubbo3-nacos-provider.err" &
-record $!
-wait_for "the Dubbo 3 provider in Nacos" 60 grep -q READY "$LOGS/dubbo3-nacos-provider.log"
+# dubbo-go exits when the registry refuses or times out its export (Polaris refuses some
+# registrations right after its start, and a loaded machine can exceed dubbo-go's 3 s
+# timeouts): start it again, at most twice, as a supervisor would.
+for attempt in 1 2 3; do
+  "$ROOT/out/dubbo3/bin/dubbo3" provider -registry "nacos://127.0.0.1:$NACOS_PORT" -nacos-dir "$WORK/dubbo3-nacos" \
+    -app greet-nacos -mode service -metadata local -interface com.example.GreetService -version 1.0.0 \
+    -dubbo-port $N_DUBBO -tri-port $N_TRI -metadata-port $N_META -ip 127.0.0.1 \
+    >"$LOGS/dubbo3-nacos-provider.log" 2>>"$LOGS/dubbo3-nacos-provider.err" &
+  NACOS_APP=$!
+  record $NACOS_APP
+  ready_or_exited() { grep -q READY "$LOGS/dubbo3-nacos-provider.log" || ! kill -0 $NACOS_APP 2>/dev/null; }
+  wait_for "the Dubbo 3 provider in Nacos" 60 ready_or_exited
+  grep -q READY "$LOGS/dubbo3-nacos-provider.log" && break
+  [ $attempt = 3 ] && { echo "demo: the Dubbo 3 provider in Nacos exited 3 times; see $LOGS/dubbo3-nacos-provider.err" >&2; exit 1; }
+  echo "  (the provider exited before it was ready: its registry refused it; starting it again)"
+done
 nacos_ready() { # dubbo-istiod serves both GreetService endpoints of the Nacos app
   curl -sf "http://127.0.0.1:$MON/debug/dubboz" | python3 -c 'import json,sys; v=json.load(sys.stdin); sys.exit(0 if sum(1 for i in v["interfaces"] if i["interface"]=="com.example.GreetService" for e in i["instances"] if e["labels"].get("registry")=="demo-nacos") >= 2 else 1)'
 }
