@@ -35,7 +35,6 @@ import (
 	"github.com/dubbo-istiod/dubbo-istiod/pkg/xdsview"
 	nacosfw "github.com/dubbo-istiod/dubbo-istiod/tests/framework/nacos"
 	"github.com/dubbo-istiod/dubbo-istiod/tests/framework/pilot"
-	zkt "github.com/dubbo-istiod/dubbo-istiod/tests/framework/zk"
 )
 
 // nacosMetadata is an interface-level instance's metadata as dubbo-go v3.3.2 writes it
@@ -225,20 +224,7 @@ func BenchmarkNacosIngest(b *testing.B) {
 	b.Run("nacos", func(b *testing.B) { nacosIngest(b, interfaces, providers) })
 	// The same providers from ZooKeeper in the same run (BenchmarkRegistryIngest's
 	// registry case at this size), for the comparison.
-	b.Run("zookeeper", func(b *testing.B) {
-		zs := zkt.Start(b)
-		c := zkt.Connect(b, zs.Addr, 30*time.Second)
-		seed(b, c, interfaces, providers)
-		before := zs.Mntr("zk_packets_received")
-		ready, rss := ingest(b, interfaces*providers, pilot.Options{
-			Args: []string{"--dubboRegistry=zookeeper://" + zs.Addr + "?name=bench", "--dubboSyncTimeout=300s"},
-		})
-		b.ReportMetric(zs.Mntr("zk_packets_received")-before, "requests")
-		b.ReportMetric(ready, "s-to-ready")
-		b.ReportMetric(rss, "MiB-rss")
-		b.ReportMetric(float64(interfaces*providers), "providers")
-		b.ReportMetric(0, "ns/op")
-	})
+	b.Run("zookeeper", func(b *testing.B) { zkIngest(b, interfaces, providers, "300s", "requests") })
 }
 
 func nacosIngest(b *testing.B, interfaces, providers int) {
