@@ -203,11 +203,16 @@ func TestNamespaces(t *testing.T) {
 			return nil
 		}, retry.Timeout(10*time.Second), retry.Delay(50*time.Millisecond))
 	}
+	// The service list lags registrations by about a second: wait for it.
 	for _, ns := range []string{"dev", ""} {
-		l, err := s.NamingClient(t, ns).GetAllServicesInfo(vo.GetAllServiceInfoParam{PageNo: 1, PageSize: 10})
-		if err != nil || l.Count != 1 || !slices.Equal(l.Doms, []string{svc}) {
-			t.Fatalf("namespace %q: services %+v %v, want only %s", ns, l, err, svc)
-		}
+		c := s.NamingClient(t, ns)
+		retry.UntilSuccessOrFail(t, func() error {
+			l, err := c.GetAllServicesInfo(vo.GetAllServiceInfoParam{PageNo: 1, PageSize: 10})
+			if err != nil || l.Count != 1 || !slices.Equal(l.Doms, []string{svc}) {
+				return fmt.Errorf("namespace %q: services %+v %v, want only %s", ns, l, err, svc)
+			}
+			return nil
+		}, retry.Timeout(10*time.Second), retry.Delay(50*time.Millisecond))
 	}
 
 	// A subscriber of a namespace nobody has written to yet sees the first registration.
