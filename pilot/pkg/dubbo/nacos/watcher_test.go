@@ -16,6 +16,7 @@ package nacos_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -138,20 +139,27 @@ func TestInterfaceLevelProviders(t *testing.T) {
 	srv.Deregister(t, "", greetService, "", "10.0.0.2", 20881)
 	retry.UntilSuccessOrFail(t, e.rec.WantAddrs(greetHost, "10.0.0.1:20880", "10.0.0.4:20883"), retry.Timeout(wait))
 
-	n := e.nacosView(t)
-	if n["connected"] != true || n["synced"] != true {
-		t.Errorf("dubboz nacos: connected %v synced %v, want true", n["connected"], n["synced"])
-	}
-	sub := n["subscribed"].(map[string]any)
-	if sub["interface"].(float64) != 2 {
-		t.Errorf("dubboz nacos: %v interface services subscribed, want 2 (the consumers: service is not)", sub["interface"])
-	}
+	// The service list lags registrations by about a second: wait for the registry to
+	// have listed all four services (two providers:, a consumers:, a non-Dubbo one).
+	retry.UntilSuccessOrFail(t, func() error {
+		n := e.nacosView(t)
+		sub := n["subscribed"].(map[string]any)
+		switch {
+		case n["connected"] != true || n["synced"] != true:
+			return fmt.Errorf("dubboz nacos: connected %v synced %v, want true", n["connected"], n["synced"])
+		case n["servicesListed"].(float64) != 4:
+			return fmt.Errorf("dubboz nacos: %v services listed, want 4", n["servicesListed"])
+		case sub["interface"].(float64) != 2:
+			// The consumers: service is never subscribed.
+			return fmt.Errorf("dubboz nacos: %v interface services subscribed, want 2", sub["interface"])
+		case n["nonDubboServices"].(float64) != 1:
+			return fmt.Errorf("dubboz nacos: nonDubboServices %v, want 1 (spring-cloud-orders)", n["nonDubboServices"])
+		}
+		return nil
+	}, retry.Timeout(wait))
 	// The disabled instance is not served (above). Polaris leaves disabled instances out
 	// of the lists it pushes; Alibaba's Nacos sends them with enabled=false, and the
-	// registry counts them out of rotation (TestInRotation).
-	if n["nonDubboServices"].(float64) != 1 {
-		t.Errorf("dubboz nacos: nonDubboServices %v, want 1 (spring-cloud-orders)", n["nonDubboServices"])
-	}
+	// registry counts them out of rotation (TestInRotation, TestApplyInterfaceLevel).
 }
 
 func TestWeightAndHealth(t *testing.T) {
