@@ -165,30 +165,36 @@ func StartProvider(t testing.TB, o ProviderOptions) *Provider {
 	// requests time out after 3 s, which Polaris on a loaded 2-core machine can exceed,
 	// and Polaris answers some registrations right after its start with a bare refusal; a
 	// real provider's supervisor would restart it).
+	freshPorts := false
 	for attempt := 1; ; attempt++ {
-		p, err := startProvider(t, bin, o, attempt)
+		p, err := startProvider(t, bin, o, attempt, freshPorts)
 		if err == nil {
 			return p
 		}
 		log := p.Log()
 		if attempt < 3 && strings.Contains(log, "address already in use") {
 			t.Logf("dubbo3 provider %s: port taken, retrying: %v", o.App, err)
+			freshPorts = true
 			continue
 		}
 		if attempt < 3 && strings.Contains(log, "Registry protocol new exporter error") {
-			t.Logf("dubbo3 provider %s: the registry refused or timed out its export, retrying: %v", o.App, err)
+			// The same ports again: what the dead attempt did register may outlive it in
+			// the registry (Polaris sometimes fails to drop a dead connection's instances:
+			// "deregister all instance fail"), and must then be this provider's own address.
+			t.Logf("dubbo3 provider %s: the registry refused or timed out its export, retrying on the same ports: %v", o.App, err)
+			o, freshPorts = p.Opts, false
 			continue
 		}
 		t.Fatalf("dubbo3 provider %s: %v\nlog (%s), last lines:\n%s", o.App, err, p.LogPath, tail(p.LogPath, 40))
 	}
 }
 
-func startProvider(t testing.TB, bin string, o ProviderOptions, attempt int) (*Provider, error) {
+func startProvider(t testing.TB, bin string, o ProviderOptions, attempt int, freshPorts bool) (*Provider, error) {
 	pick := func(port int, off bool) int {
 		switch {
 		case off:
 			return 0
-		case port == 0 || attempt > 1:
+		case port == 0 || freshPorts:
 			return FreePort(t)
 		default:
 			return port
