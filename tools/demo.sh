@@ -249,7 +249,7 @@ if [ "${DEMO_EXIT:-}" = 1 ]; then
 fi
 bold "Running. The sidecar view updates in $LOGS/watch.log; try:"
 echo "  $BIN/dubbo-xds --istiod 127.0.0.1:$GRPC           # a MOSN consumer's view"
-echo "  $BIN/dubbo-xds --istiod 127.0.0.1:$GRPC --ip 127.0.0.1   # the provider's sidecar (ingress_dubbo)"
+echo "  $BIN/dubbo-xds --istiod 127.0.0.1:$GRPC --ip 127.0.0.1   # the provider's sidecar (inbound_dubbo)"
 echo "  curl -s 127.0.0.1:$MON/debug/dubboz"
 echo "Press Ctrl-C to stop everything."
 sleep 2147483647 &

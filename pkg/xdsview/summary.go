@@ -133,7 +133,7 @@ func Rule(r *route.Route) string {
 func dubboClusters(s conformance.Snapshot) map[string]bool {
 	out := map[string]bool{}
 	for _, rc := range s.Routes {
-		if !strings.HasPrefix(rc.Name, "dubbo-") && rc.Name != "ingress_dubbo" {
+		if !strings.HasPrefix(rc.Name, "dubbo-") && rc.Name != "inbound_dubbo" {
 			continue
 		}
 		for _, vh := range rc.VirtualHosts {

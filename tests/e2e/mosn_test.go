@@ -187,8 +187,8 @@ func TestMOSNReceivesDubboRecipe(t *testing.T) {
 	if got := xdsview.RouteNames([]*listener.Listener{eg}); strings.Join(got, ",") != "dubbo-20881" {
 		t.Fatalf("egress_dubbo route names %v", got)
 	}
-	if findListener(s, "ingress_dubbo") != nil {
-		t.Fatalf("a consumer-only proxy got ingress_dubbo")
+	if findListener(s, "inbound_dubbo") != nil {
+		t.Fatalf("a consumer-only proxy got inbound_dubbo")
 	}
 	for _, l := range s.Listeners {
 		if strings.HasSuffix(l.Name, "_20880") || strings.HasSuffix(l.Name, "_20881") {
@@ -255,7 +255,7 @@ func protoList[T proto.Message](in []T) []proto.Message {
 }
 
 // TestMOSNProviderGetsIngress: a MOSN sidecar beside a provider (its IP is a provider's)
-// gets ingress_dubbo on 0.0.0.0:20882 to a STATIC cluster at 127.0.0.1:20880; knobs from
+// gets inbound_dubbo on 0.0.0.0:20882 to a STATIC cluster at 127.0.0.1:20880; knobs from
 // node metadata move the ports.
 func TestMOSNProviderGetsIngress(t *testing.T) {
 	e := startDubbo(t, map[string]string{"dr.yaml": versionSubsets})
@@ -278,19 +278,19 @@ func TestMOSNProviderGetsIngress(t *testing.T) {
 			if eg == nil || eg.GetAddress().GetSocketAddress().GetPortValue() != tc.out {
 				t.Fatalf("egress_dubbo %v, want port %d", eg.GetAddress(), tc.out)
 			}
-			in := findListener(s, "ingress_dubbo")
+			in := findListener(s, "inbound_dubbo")
 			if !tc.wantIngress {
 				if in != nil {
-					t.Fatalf("unexpected ingress_dubbo")
+					t.Fatalf("unexpected inbound_dubbo")
 				}
 				return
 			}
 			if in == nil {
-				t.Fatalf("no ingress_dubbo among %d listeners", len(s.Listeners))
+				t.Fatalf("no inbound_dubbo among %d listeners", len(s.Listeners))
 			}
 			sa := in.GetAddress().GetSocketAddress()
 			if sa.GetAddress() != "0.0.0.0" || sa.GetPortValue() != tc.in || in.TrafficDirection.String() != "INBOUND" {
-				t.Fatalf("ingress_dubbo at %s:%d %v", sa.GetAddress(), sa.GetPortValue(), in.TrafficDirection)
+				t.Fatalf("inbound_dubbo at %s:%d %v", sa.GetAddress(), sa.GetPortValue(), in.TrafficDirection)
 			}
 			name := fmt.Sprintf("inbound|%d||", tc.app)
 			cl := findCluster(s, name)

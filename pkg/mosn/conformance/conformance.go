@@ -102,7 +102,7 @@ func Check(s Snapshot) []string {
 						add("listener %s: bad HCM: %v", l.Name, err)
 						continue
 					}
-					isDubbo := l.Name == "egress_dubbo" || l.Name == "ingress_dubbo"
+					isDubbo := l.Name == "egress_dubbo" || l.Name == "inbound_dubbo"
 					if r := m.GetRds(); r != nil && isDubbo {
 						dubboRoutes[r.RouteConfigName] = true
 					}

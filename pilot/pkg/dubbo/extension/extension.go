@@ -67,7 +67,7 @@ var (
 	outboundPortEnv = env.Register("PILOT_DUBBO_OUTBOUND_PORT", 20881,
 		"Default port of MOSN's egress_dubbo listener on 127.0.0.1 (node metadata DUBBO_OUTBOUND_PORT overrides). Same as --dubboOutboundPort.").Get()
 	inboundPortEnv = env.Register("PILOT_DUBBO_INBOUND_PORT", 20882,
-		"Default port of MOSN's ingress_dubbo listener (node metadata DUBBO_INBOUND_PORT overrides). Same as --dubboInboundPort.").Get()
+		"Default port of MOSN's inbound_dubbo listener (node metadata DUBBO_INBOUND_PORT overrides). Same as --dubboInboundPort.").Get()
 	edsPushIntervalEnv = env.Register("PILOT_DUBBO_EDS_PUSH_INTERVAL", 50*time.Millisecond,
 		"Dubbo provider changes are pushed (endpoints only) at most this often, bypassing the push debounce "+
 			"that a continuous stream of changes would starve; 0 uses istiod's debounce. Same as --dubboEDSPushInterval.").Get()
@@ -87,7 +87,7 @@ var (
 	nacosDirEnv = env.Register("PILOT_DUBBO_NACOS_DIR", "",
 		"Directory of the Nacos clients' cache and logs, one subdirectory per registry; empty: $TMPDIR/dubbo-istiod/nacos. Same as --dubboNacosDir.").Get()
 	appPortEnv = env.Register("PILOT_DUBBO_APP_PORT", 20880,
-		"Default port of the provider app behind ingress_dubbo (node metadata DUBBO_APP_PORT overrides). Same as --dubboAppPort.").Get()
+		"Default port of the provider app behind inbound_dubbo (node metadata DUBBO_APP_PORT overrides). Same as --dubboAppPort.").Get()
 )
 
 // Flags of the Dubbo extensions (documented in docs/reference/flags.md).
@@ -162,9 +162,9 @@ func addFlags(c *cobra.Command) {
 	f.Uint32Var(&flags.MOSN.OutboundPort, "dubboOutboundPort", uint32(outboundPortEnv),
 		"MOSN sidecars: port of the egress_dubbo listener on 127.0.0.1 that consumer apps call (node metadata DUBBO_OUTBOUND_PORT overrides) [env PILOT_DUBBO_OUTBOUND_PORT]")
 	f.Uint32Var(&flags.MOSN.InboundPort, "dubboInboundPort", uint32(inboundPortEnv),
-		"MOSN sidecars: port of the ingress_dubbo listener on 0.0.0.0 for providers (node metadata DUBBO_INBOUND_PORT overrides) [env PILOT_DUBBO_INBOUND_PORT]")
+		"MOSN sidecars: port of the inbound_dubbo listener on 0.0.0.0 for providers (node metadata DUBBO_INBOUND_PORT overrides) [env PILOT_DUBBO_INBOUND_PORT]")
 	f.Uint32Var(&flags.MOSN.AppPort, "dubboAppPort", uint32(appPortEnv),
-		"MOSN sidecars: port of the provider app on 127.0.0.1 behind ingress_dubbo (node metadata DUBBO_APP_PORT overrides) [env PILOT_DUBBO_APP_PORT]")
+		"MOSN sidecars: port of the provider app on 127.0.0.1 behind inbound_dubbo (node metadata DUBBO_APP_PORT overrides) [env PILOT_DUBBO_APP_PORT]")
 }
 
 // start runs right after bootstrap.NewServer, before the server starts.
@@ -198,7 +198,7 @@ func start(s *bootstrap.Server, args *bootstrap.PilotArgs, stop <-chan struct{})
 	if _, err := mosn.Register(s.XDSServer, flags.MOSN, resolve); err != nil {
 		return err
 	}
-	scope.Infof("MOSN sidecars (GENERATOR=mosn): egress_dubbo on 127.0.0.1:%d, ingress_dubbo on :%d -> 127.0.0.1:%d by default",
+	scope.Infof("MOSN sidecars (GENERATOR=mosn): egress_dubbo on 127.0.0.1:%d, inbound_dubbo on :%d -> 127.0.0.1:%d by default",
 		flags.MOSN.OutboundPort, flags.MOSN.InboundPort, flags.MOSN.AppPort)
 	return nil
 }

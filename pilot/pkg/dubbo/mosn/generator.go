@@ -15,6 +15,7 @@
 package mosn
 
 import (
+	"bytes"
 	"fmt"
 	"strconv"
 	"strings"
@@ -40,6 +41,7 @@ import (
 	"istio.io/istio/pkg/config/protocol"
 	dnsProto "istio.io/istio/pkg/dns/proto"
 	"istio.io/istio/pkg/util/sets"
+	"istio.io/istio/pkg/wellknown"
 )
 
 // Generator holds the upstream generators it wraps.
@@ -114,20 +116,21 @@ func (g *Generator) logOnce(format string, args ...any) {
 // ----- LDS -----
 
 // generateListeners returns upstream's listeners for the node, less anything colliding
-// with the Dubbo listeners, plus egress_dubbo and (for providers) ingress_dubbo.
+// with the Dubbo listeners, plus egress_dubbo, and for providers the secured inbound:
+// virtualInbound rewritten (intercepted pods) or inbound_dubbo (explicit mode).
 //
 // Upstream builds no outbound listener for a Dubbo service port of a MOSN node
 // (SkipOutboundListener, set by Register, decides by the port's protocol), so a port
 // number alone says nothing here: an HTTP or TCP service on a port some Dubbo service
 // also uses keeps its listener. Only listeners on the ports egress_dubbo and
-// ingress_dubbo bind are dropped.
+// inbound_dubbo bind are dropped.
 func (g *Generator) generateListeners(proxy *model.Proxy, w *model.WatchedResource, req *model.PushRequest) (model.Resources, model.XdsLogDetails, error) {
 	up, details, err := g.lds.Generate(proxy, w, req)
 	if err != nil || up == nil {
 		return up, details, err // nil: upstream decided this push changes no listener
 	}
 	k := g.knobs(proxy)
-	withInbound := g.wantsInbound(proxy, k)
+	withInbound := g.explicitInbound(proxy, k)
 	collides := func(name string) bool {
 		if name == EgressListenerName || name == IngressListenerName {
 			return true
@@ -137,25 +140,39 @@ func (g *Generator) generateListeners(proxy *model.Proxy, w *model.WatchedResour
 	}
 	out := make(model.Resources, 0, len(up)+2)
 	for _, r := range up {
-		if !collides(r.Name) {
-			out = append(out, r)
+		if collides(r.Name) {
+			continue
 		}
+		if r.Name == VirtualInboundName {
+			l := &listener.Listener{}
+			if err := r.Resource.UnmarshalTo(l); err != nil {
+				return nil, details, fmt.Errorf("mosn: listener %s: %v", r.Name, err)
+			}
+			adapted, err := g.adaptVirtualInbound(l, proxy, req.Push)
+			if err != nil {
+				return nil, details, fmt.Errorf("mosn: listener %s: %v", r.Name, err)
+			}
+			r = resource(r.Name, adapted)
+		}
+		out = append(out, r)
 	}
 	out = append(out, resource(EgressListenerName, egressListener(k)))
 	if withInbound {
-		out = append(out, resource(IngressListenerName, ingressListener(k)))
+		out = append(out, resource(IngressListenerName, g.ingressListener(proxy, req.Push, k)))
 	}
 	return out, details, nil
 }
 
-func (g *Generator) wantsInbound(proxy *model.Proxy, k knobs) bool {
+// explicitInbound: the bound inbound_dubbo listener, for providers whose traffic is not
+// redirected (no iptables: VMs, explicit sidecars); DUBBO_INBOUND forces it on or off.
+func (g *Generator) explicitInbound(proxy *model.Proxy, k knobs) bool {
 	switch k.inboundMode {
 	case "true":
 		return true
 	case "false":
 		return false
 	}
-	return servesDubbo(proxy)
+	return proxy.GetInterceptionMode() == model.InterceptionNone && servesDubbo(proxy)
 }
 
 // listenerPort parses upstream's "<bind>_<port>" listener names; 0 for others
@@ -280,9 +297,13 @@ func (rdsProbe) MeshConfigChanged(*meshconfig.MeshConfig) {}
 
 // ----- CDS -----
 
+// tlsSocketName marks, in a cluster's bytes, that it may carry TLS: only those need the
+// endpoint lookup of a TLS decision.
+var tlsSocketName = []byte(wellknown.TransportSocketTLS)
+
 // generateClusters adapts upstream's outbound clusters for MOSN (Dubbo services':
-// adaptDubboCluster; the others': withoutAutoMTLS) and adds the STATIC cluster behind
-// ingress_dubbo.
+// adaptDubboCluster; every outbound cluster: adaptClusterTLS) and, in explicit mode,
+// adds the STATIC cluster behind inbound_dubbo.
 func (g *Generator) generateClusters(proxy *model.Proxy, w *model.WatchedResource, req *model.PushRequest) (model.Resources, model.XdsLogDetails, error) {
 	up, details, err := g.cds.Generate(proxy, w, req)
 	if err != nil || up == nil {
@@ -291,9 +312,10 @@ func (g *Generator) generateClusters(proxy *model.Proxy, w *model.WatchedResourc
 	k := g.knobs(proxy)
 	dubboHosts := dubboHostnames(proxy)
 	inbound := ""
-	if g.wantsInbound(proxy, k) {
+	if g.explicitInbound(proxy, k) {
 		inbound = InboundClusterName(k.app)
 	}
+	sds := g.sdsPath(proxy)
 	g.clusters.fit(len(up))
 	g.otherClusters.fit(len(up))
 	out := make(model.Resources, 0, len(up)+1)
@@ -307,11 +329,38 @@ func (g *Generator) generateClusters(proxy *model.Proxy, w *model.WatchedResourc
 			continue
 		}
 		// One memo per adaptation: a host that stops being Dubbo may keep its bytes.
-		m, adapt := g.otherClusters, withoutAutoMTLS
-		if dubboHosts[h] {
-			m, adapt = g.clusters, adaptDubboCluster
+		m, dubbo := g.otherClusters, dubboHosts[h]
+		if dubbo {
+			m = g.clusters
 		}
-		adapted, err := m.get(r.Resource, r.Name, func() (*anypb.Any, error) { return adapt(r.Resource) })
+		key := r.Name
+		var eps []*model.IstioEndpoint
+		if bytes.Contains(r.Resource.GetValue(), tlsSocketName) {
+			eps = endpointsOf(req.Push, proxy, r.Name)
+			key += tlsInputs(eps) + "|" + sds
+		}
+		adapted, err := m.get(r.Resource, key, func() (*anypb.Any, error) {
+			c := &cluster.Cluster{}
+			if err := r.Resource.UnmarshalTo(c); err != nil {
+				return nil, err
+			}
+			changed := false
+			if dubbo {
+				changed = adaptDubboCluster(c)
+			}
+			d, tlsChanged, err := adaptClusterTLS(c, eps, sds)
+			if err != nil {
+				return nil, err
+			}
+			if d.reason != "" {
+				tlsClusters.With(tlsReason.Value(d.reason)).Increment()
+				g.logOnce("cluster %s for MOSN sidecars: %s", r.Name, d.detail)
+			}
+			if !changed && !tlsChanged {
+				return r.Resource, nil
+			}
+			return protoconv.MessageToAny(c), nil
+		})
 		if err != nil {
 			return nil, details, fmt.Errorf("mosn: cluster %s: %v", r.Name, err)
 		}
@@ -327,40 +376,16 @@ func (g *Generator) generateClusters(proxy *model.Proxy, w *model.WatchedResourc
 	return out, details, nil
 }
 
-// adaptDubboCluster makes Dubbo weights count (MOSN's round robin and random ignore
-// them; LEAST_REQUEST is weight-aware) and removes TLS transport-socket matches (MOSN
-// applies the first TLS match to every endpoint, and Dubbo registry endpoints are
-// plaintext). Explicit DestinationRule TLS (transport_socket) is kept.
-func adaptDubboCluster(a *anypb.Any) (*anypb.Any, error) {
-	c := &cluster.Cluster{}
-	if err := a.UnmarshalTo(c); err != nil {
-		return nil, err
-	}
+// adaptDubboCluster makes Dubbo weights count: MOSN's round robin and random ignore
+// them; LEAST_REQUEST is weight-aware. It reports whether it changed the cluster.
+func adaptDubboCluster(c *cluster.Cluster) bool {
 	switch c.LbPolicy {
 	case cluster.Cluster_ROUND_ROBIN, cluster.Cluster_RANDOM:
 		c.LbPolicy = cluster.Cluster_LEAST_REQUEST
 		c.LbConfig = nil
+		return true
 	}
-	c.TransportSocketMatches = nil
-	return protoconv.MessageToAny(c), nil
-}
-
-// withoutAutoMTLS removes auto-mTLS transport-socket matches from any other outbound
-// cluster: MOSN ignores the tlsMode match and would speak TLS to every endpoint, plaintext
-// pods included (found against a real API server: Kubernetes pods without a sidecar).
-// Without them MOSN speaks plaintext, which PERMISSIVE workloads accept; mTLS to STRICT
-// workloads takes a DestinationRule with ISTIO_MUTUAL (an explicit transport_socket,
-// kept). Clusters without matches are returned as they are.
-func withoutAutoMTLS(a *anypb.Any) (*anypb.Any, error) {
-	c := &cluster.Cluster{}
-	if err := a.UnmarshalTo(c); err != nil {
-		return nil, err
-	}
-	if len(c.TransportSocketMatches) == 0 {
-		return a, nil
-	}
-	c.TransportSocketMatches = nil
-	return protoconv.MessageToAny(c), nil
+	return false
 }
 
 func inboundCluster(name string, appPort uint32) *cluster.Cluster {

@@ -20,10 +20,10 @@ import (
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
-	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"istio.io/istio/pilot/pkg/model"
 	"istio.io/istio/pilot/pkg/networking/util"
 	"istio.io/istio/pilot/pkg/util/protoconv"
 	"istio.io/istio/pkg/wellknown"
@@ -63,23 +63,17 @@ func egressListener(k knobs) *listener.Listener {
 	})
 }
 
-// ingressListener: consumers' sidecars reach the provider on 0.0.0.0:<inbound port>;
-// every call goes to the app on 127.0.0.1:<app port>.
-func ingressListener(k knobs) *listener.Listener {
-	return boundListener(IngressListenerName, "0.0.0.0", k.inbound, core.TrafficDirection_INBOUND, &hcm.HttpConnectionManager{
-		StatPrefix: fmt.Sprintf("dubbo_inbound_%d", k.inbound),
-		RouteSpecifier: &hcm.HttpConnectionManager_RouteConfig{RouteConfig: &route.RouteConfiguration{
-			Name: IngressRouteName,
-			VirtualHosts: []*route.VirtualHost{{
-				Name:    "dubbo-inbound",
-				Domains: []string{"*"},
-				Routes: []*route.Route{{
-					Match: &route.RouteMatch{PathSpecifier: &route.RouteMatch_Prefix{Prefix: ""}},
-					Action: &route.Route_Route{Route: &route.RouteAction{
-						ClusterSpecifier: &route.RouteAction_Cluster{Cluster: InboundClusterName(k.app)},
-					}},
-				}},
-			}},
-		}},
-	})
+// ingressListener (explicit mode): consumers' sidecars reach the provider on
+// 0.0.0.0:<inbound port>; every call the RBAC filters let through goes to the app on
+// 127.0.0.1:<app port>. TLS when the app port is STRICT: a bound listener keeps one
+// filter chain (docs/reference/mosn-xds-facts.md §9.4), so PERMISSIVE is plaintext here
+// (the intercepted virtualInbound accepts both).
+func (g *Generator) ingressListener(proxy *model.Proxy, push *model.PushContext, k knobs) *listener.Listener {
+	p := inboundPort{port: k.app, kind: dubboPortKind}
+	l := boundListener(IngressListenerName, "0.0.0.0", k.inbound, core.TrafficDirection_INBOUND,
+		g.inboundHCM(proxy, push, p, IngressRouteName, InboundClusterName(k.app)))
+	if ts, plaintext := inboundTLS(push, proxy, k.app, g.sdsPath(proxy)); ts != nil && !plaintext {
+		l.FilterChains[0].TransportSocket = ts
+	}
+	return l
 }

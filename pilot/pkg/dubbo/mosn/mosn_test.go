@@ -20,8 +20,6 @@ import (
 	"strings"
 	"testing"
 
-	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
-	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -29,8 +27,6 @@ import (
 	networking "istio.io/api/networking/v1alpha3"
 
 	"istio.io/istio/pilot/pkg/networking/util"
-	"istio.io/istio/pilot/pkg/util/protoconv"
-	"istio.io/istio/pkg/wellknown"
 )
 
 func cla(groups ...[]uint32) *endpoint.ClusterLoadAssignment {
@@ -147,48 +143,6 @@ func TestMemo(t *testing.T) {
 	before := calls
 	if z, _ := m.get(a, "a", compute); z != x || calls != before {
 		t.Fatal("an entry of the previous generation was recomputed")
-	}
-}
-
-func TestClusterTLSForMOSN(t *testing.T) {
-	tlsSocket := &core.TransportSocket{Name: wellknown.TransportSocketTLS}
-	autoMTLS := []*cluster.Cluster_TransportSocketMatch{
-		{Name: "tlsMode-istio", TransportSocket: tlsSocket},
-		{Name: "tlsMode-disabled", TransportSocket: &core.TransportSocket{Name: wellknown.TransportSocketRawBuffer}},
-	}
-	cases := []struct {
-		name       string
-		in         *cluster.Cluster
-		adapt      func(*anypb.Any) (*anypb.Any, error)
-		wantSocket bool // explicit transport_socket kept
-		wantSame   bool // returned untouched
-	}{
-		{"dubbo cluster loses auto-mTLS matches", &cluster.Cluster{Name: "d", TransportSocketMatches: autoMTLS}, adaptDubboCluster, false, false},
-		{"other cluster loses auto-mTLS matches", &cluster.Cluster{Name: "k", TransportSocketMatches: autoMTLS}, withoutAutoMTLS, false, false},
-		{"explicit ISTIO_MUTUAL kept", &cluster.Cluster{Name: "k", TransportSocket: tlsSocket}, withoutAutoMTLS, true, true},
-		{"plain cluster untouched", &cluster.Cluster{Name: "p"}, withoutAutoMTLS, false, true},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			in := protoconv.MessageToAny(tc.in)
-			out, err := tc.adapt(in)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if tc.wantSame != (out == in) {
-				t.Fatalf("returned the input unchanged: %v, want %v", out == in, tc.wantSame)
-			}
-			c := &cluster.Cluster{}
-			if err := out.UnmarshalTo(c); err != nil {
-				t.Fatal(err)
-			}
-			if len(c.TransportSocketMatches) != 0 {
-				t.Fatalf("MOSN would speak TLS to every endpoint: %v", c.TransportSocketMatches)
-			}
-			if (c.TransportSocket != nil) != tc.wantSocket {
-				t.Fatalf("transport_socket %v, want present=%v", c.TransportSocket, tc.wantSocket)
-			}
-		})
 	}
 }
 

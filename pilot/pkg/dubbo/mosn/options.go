@@ -40,17 +40,20 @@ const GeneratorName = "mosn"
 // Node metadata keys (ISTIO_META_<KEY> on the pod) for per-proxy knobs.
 const (
 	MetaOutboundPort = "DUBBO_OUTBOUND_PORT" // the consumer app calls 127.0.0.1:<port>
-	MetaInboundPort  = "DUBBO_INBOUND_PORT"  // MOSN receives provider traffic on 0.0.0.0:<port>
-	MetaAppPort      = "DUBBO_APP_PORT"      // the provider app listens on 127.0.0.1:<port>
-	MetaInbound      = "DUBBO_INBOUND"       // "true"/"false": force the inbound listener on/off
+	MetaInboundPort  = "DUBBO_INBOUND_PORT"  // explicit mode: MOSN receives provider traffic on 0.0.0.0:<port>
+	MetaAppPort      = "DUBBO_APP_PORT"      // explicit mode: the provider app listens on 127.0.0.1:<port>
+	MetaInbound      = "DUBBO_INBOUND"       // "true"/"false": force the explicit inbound listener on/off
 )
 
-// Names of the resources MOSN needs (docs/reference/mosn-xds-facts.md: attachments and group are only
-// decoded under these two listener names).
+// Names of the resources MOSN needs. MOSN decodes attachments and group only under
+// listeners named egress_dubbo and ingress_dubbo (docs/reference/mosn-xds-facts.md), and
+// there a caller's attachments also overwrite the service and method headers: the
+// consumer side needs them (routing by attachment), the provider side must not have
+// them (authorization reads service and method), so its listener has another name.
 const (
 	EgressListenerName  = "egress_dubbo"
-	IngressListenerName = "ingress_dubbo"
-	IngressRouteName    = "ingress_dubbo"
+	IngressListenerName = "inbound_dubbo"
+	IngressRouteName    = "inbound_dubbo"
 )
 
 // Options are the istiod-wide defaults of the per-proxy knobs.
@@ -84,7 +87,7 @@ type knobs struct {
 // claim it), and it never does.
 func RouteName(outboundPort uint32) string { return fmt.Sprintf("dubbo-%d", outboundPort) }
 
-// InboundClusterName is the STATIC cluster behind ingress_dubbo.
+// InboundClusterName is the STATIC cluster behind inbound_dubbo (explicit mode).
 func InboundClusterName(appPort uint32) string { return fmt.Sprintf("inbound|%d||", appPort) }
 
 // IsMOSN reports whether a proxy is a MOSN sidecar.

@@ -1,0 +1,303 @@
+// Copyright dubbo-istiod authors.
+//
+// Licensed under the Apache License, Version 2.0 (the "License");
+// you may not use this file except in compliance with the License.
+// You may obtain a copy of the License at
+//
+//     http://www.apache.org/licenses/LICENSE-2.0
+//
+// Unless required by applicable law or agreed to in writing, software
+// distributed under the License is distributed on an "AS IS" BASIS,
+// WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+// See the License for the specific language governing permissions and
+// limitations under the License.
+
+package mosn
+
+import (
+	"fmt"
+	"sort"
+
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	rbachttp "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
+	rbacnet "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/rbac/v3"
+	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tcp "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"istio.io/istio/pilot/pkg/model"
+	"istio.io/istio/pilot/pkg/networking/plugin/authn"
+	"istio.io/istio/pilot/pkg/networking/util"
+	"istio.io/istio/pilot/pkg/util/protoconv"
+	"istio.io/istio/pkg/config/protocol"
+	"istio.io/istio/pkg/monitoring"
+	"istio.io/istio/pkg/wellknown"
+)
+
+// The provider side (docs/security.md, "Providers").
+//
+// Intercepted pods (iptables/CNI redirect to 15006): upstream's virtualInbound is kept
+// and, per Dubbo or Triple port the workload serves, its chains are replaced by MOSN's
+// own: an HTTP connection manager (MOSN's Auto proxy detects Dubbo and HTTP/2) with a
+// unique inline route name (MOSN names each original-dst virtual listener after it),
+// the translated RBAC filters first, routing to upstream's inbound cluster for the port;
+// TLS per the effective PeerAuthentication (STRICT: a TLS chain; PERMISSIVE: a TLS and a
+// plaintext chain on the same port, which MOSN's inspector tells apart; DISABLE:
+// plaintext). Listener filters other than original_dst are removed (MOSN rejects
+// tls_inspector), and every other chain gets the same repairs as outbound: SDS over
+// google_grpc, RBAC in MOSN's forms, and a port whose network RBAC MOSN cannot run is
+// closed instead of left open.
+//
+// Explicit mode (no redirect): the bound listener inbound_dubbo, TLS when the port is
+// STRICT (one chain: MOSN has no inspector there), the same RBAC.
+
+var (
+	authzTranslated = monitoring.NewSum(
+		"dubbo_mosn_authz_policies_translated_total",
+		"Authorization policies (per action) translated into MOSN RBAC on Dubbo and Triple inbound ports, counted per inbound listener generated.",
+	)
+	authzFailedClosed = monitoring.NewSum(
+		"dubbo_mosn_authz_rules_failed_closed_total",
+		"Authorization rules MOSN cannot express, made to fail closed instead (counted once per distinct rule, port and proxy).",
+	)
+	tlsReason   = monitoring.CreateLabel("reason")
+	tlsClusters = monitoring.NewSum(
+		"dubbo_mosn_tls_clusters_total",
+		"MOSN clusters whose mutual TLS could not follow every endpoint exactly, by reason (counted when a changed cluster is adapted).",
+	)
+)
+
+// VirtualInboundName is upstream's inbound listener of intercepted sidecars.
+const VirtualInboundName = "virtualInbound"
+
+// InboundRouteName names the inline route (and so MOSN's virtual listener) of one inbound
+// Dubbo or Triple port. It must not be ingress_dubbo/egress_dubbo: under those names MOSN
+// lets a caller's attachments overwrite the service and method headers authorization
+// reads (docs/security.md).
+func InboundRouteName(port uint32) string { return fmt.Sprintf("inbound-dubbo-%d", port) }
+
+// inboundPort is a Dubbo or Triple port the workload serves.
+type inboundPort struct {
+	port uint32
+	kind portKind
+}
+
+// inboundPorts lists the Dubbo and Triple ports of the proxy's own services (Kubernetes
+// Services selecting the pod, and the registry's providers at its IP), by port.
+func inboundPorts(proxy *model.Proxy) []inboundPort {
+	seen := map[uint32]bool{}
+	var out []inboundPort
+	for _, t := range proxy.ServiceTargets {
+		sp := t.Port.ServicePort
+		if sp == nil || seen[t.Port.TargetPort] || t.Port.TargetPort == 0 {
+			continue
+		}
+		switch {
+		case sp.Protocol == protocol.Dubbo:
+			out = append(out, inboundPort{port: t.Port.TargetPort, kind: dubboPortKind})
+		case isTriplePort(sp):
+			out = append(out, inboundPort{port: t.Port.TargetPort, kind: triplePortKind})
+		default:
+			continue
+		}
+		seen[t.Port.TargetPort] = true
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].port < out[j].port })
+	return out
+}
+
+// inboundHCM is the connection manager of one inbound port: RBAC, then every call to the
+// cluster.
+func (g *Generator) inboundHCM(proxy *model.Proxy, push *model.PushContext, p inboundPort, routeName, cluster string) *hcm.HttpConnectionManager {
+	rb := buildInboundRBAC(push, proxy, p.port, p.kind)
+	if rb.policies > 0 {
+		authzTranslated.Record(float64(rb.policies))
+	}
+	for _, msg := range rb.failedClosed {
+		if g.logged.first(fmt.Sprintf("proxy %s: %s; it fails closed", proxy.ID, msg)) {
+			scope.Warnf("proxy %s: %s; it fails closed (docs/security.md)", proxy.ID, msg)
+			authzFailedClosed.Increment()
+		}
+	}
+	return &hcm.HttpConnectionManager{
+		StatPrefix: routeName,
+		RouteSpecifier: &hcm.HttpConnectionManager_RouteConfig{RouteConfig: &route.RouteConfiguration{
+			Name: routeName,
+			VirtualHosts: []*route.VirtualHost{{
+				Name:    routeName,
+				Domains: []string{"*"},
+				Routes: []*route.Route{{
+					Match: &route.RouteMatch{PathSpecifier: &route.RouteMatch_Prefix{Prefix: ""}},
+					Action: &route.Route_Route{Route: &route.RouteAction{
+						ClusterSpecifier: &route.RouteAction_Cluster{Cluster: cluster},
+					}},
+				}},
+			}},
+		}},
+		HttpFilters: rb.filters,
+	}
+}
+
+// inboundTLS is the port's server TLS per PeerAuthentication: the context (nil:
+// plaintext only) and whether plaintext is accepted beside it.
+func inboundTLS(push *model.PushContext, proxy *model.Proxy, port uint32, sds string) (*core.TransportSocket, bool) {
+	s := authn.NewBuilder(push, proxy).ForPort(port)
+	if s.Mode == model.MTLSDisable || s.Mode == model.MTLSUnknown || s.HTTP == nil {
+		return nil, true
+	}
+	ctx := proto.Clone(s.HTTP).(*tlsv3.DownstreamTlsContext)
+	commonForMOSN(ctx.CommonTlsContext, sds)
+	ts := &core.TransportSocket{Name: wellknown.TransportSocketTLS, ConfigType: &core.TransportSocket_TypedConfig{TypedConfig: protoconv.MessageToAny(ctx)}}
+	return ts, s.Mode == model.MTLSPermissive
+}
+
+// dubboInboundChains are the chains of one port in virtualInbound.
+func (g *Generator) dubboInboundChains(proxy *model.Proxy, push *model.PushContext, p inboundPort, sds string) []*listener.FilterChain {
+	name := InboundRouteName(p.port)
+	filters := []*listener.Filter{{
+		Name: wellknown.HTTPConnectionManager,
+		ConfigType: &listener.Filter_TypedConfig{TypedConfig: protoconv.MessageToAny(
+			g.inboundHCM(proxy, push, p, name, model.BuildInboundSubsetKey(int(p.port)))),
+		},
+	}}
+	ts, plaintext := inboundTLS(push, proxy, p.port, sds)
+	var out []*listener.FilterChain
+	if ts != nil {
+		out = append(out, &listener.FilterChain{
+			Name:             name + "-tls",
+			FilterChainMatch: &listener.FilterChainMatch{DestinationPort: wrapperspb.UInt32(p.port), TransportProtocol: "tls"},
+			TransportSocket:  ts,
+			Filters:          filters,
+		})
+	}
+	if plaintext {
+		out = append(out, &listener.FilterChain{
+			Name:             name,
+			FilterChainMatch: &listener.FilterChainMatch{DestinationPort: wrapperspb.UInt32(p.port), TransportProtocol: "raw_buffer"},
+			Filters:          filters,
+		})
+	}
+	return out
+}
+
+// adaptVirtualInbound rewrites upstream's virtualInbound for a MOSN node (see above).
+func (g *Generator) adaptVirtualInbound(l *listener.Listener, proxy *model.Proxy, push *model.PushContext) (*listener.Listener, error) {
+	sds := g.sdsPath(proxy)
+	ports := inboundPorts(proxy)
+	ours := map[uint32]bool{}
+	var chains []*listener.FilterChain
+	for _, p := range ports {
+		ours[p.port] = true
+		chains = append(chains, g.dubboInboundChains(proxy, push, p, sds)...)
+	}
+	for _, fc := range l.FilterChains {
+		if ours[fc.GetFilterChainMatch().GetDestinationPort().GetValue()] {
+			continue
+		}
+		fc, err := g.adaptOtherInboundChain(fc, proxy, push, sds)
+		if err != nil {
+			return nil, err
+		}
+		chains = append(chains, fc)
+	}
+	out := proto.Clone(l).(*listener.Listener)
+	out.FilterChains = chains
+	out.ListenerFilters = nil
+	for _, lf := range l.ListenerFilters {
+		if lf.Name == wellknown.OriginalDestination {
+			out.ListenerFilters = append(out.ListenerFilters, lf)
+		}
+	}
+	return out, nil
+}
+
+// adaptOtherInboundChain gives a chain of a non-Dubbo port MOSN's readable forms: SDS
+// over google_grpc, RBAC rewritten; a network RBAC filter (MOSN has none: it would drop
+// it and leave the port open) closes the port instead.
+func (g *Generator) adaptOtherInboundChain(in *listener.FilterChain, proxy *model.Proxy, push *model.PushContext, sds string) (*listener.FilterChain, error) {
+	fc := proto.Clone(in).(*listener.FilterChain)
+	ts, err := downstreamTLSForMOSN(fc.TransportSocket, sds)
+	if err != nil {
+		return nil, err
+	}
+	fc.TransportSocket = ts
+	port := fc.GetFilterChainMatch().GetDestinationPort().GetValue()
+	kept := fc.Filters[:0]
+	closed := false
+	for _, f := range fc.Filters {
+		switch f.Name {
+		case wellknown.RoleBasedAccessControl:
+			closed = closed || networkRBACEnforces(f)
+			continue
+		case wellknown.HTTPConnectionManager:
+			m := &hcm.HttpConnectionManager{}
+			if err := f.GetTypedConfig().UnmarshalTo(m); err != nil {
+				return nil, err
+			}
+			for i, hf := range m.HttpFilters {
+				if hf.Name != wellknown.HTTPRoleBasedAccessControl {
+					continue
+				}
+				m.HttpFilters[i] = g.translateHTTPRBAC(hf, proxy, port)
+			}
+			f = &listener.Filter{Name: f.Name, ConfigType: &listener.Filter_TypedConfig{TypedConfig: protoconv.MessageToAny(m)}}
+		}
+		kept = append(kept, f)
+	}
+	fc.Filters = kept
+	if closed {
+		msg := fmt.Sprintf("proxy %s: port %d: TCP authorization (network RBAC) cannot run in MOSN; the port's connections go to %s", proxy.ID, port, util.BlackHoleCluster)
+		if g.logged.first(msg) {
+			scope.Warn(msg + " (docs/security.md)")
+			authzFailedClosed.Increment()
+		}
+		for i, f := range fc.Filters {
+			if f.Name == wellknown.TCPProxy {
+				fc.Filters[i] = &listener.Filter{Name: wellknown.TCPProxy, ConfigType: &listener.Filter_TypedConfig{TypedConfig: protoconv.MessageToAny(&tcp.TcpProxy{
+					StatPrefix:       util.BlackHoleCluster,
+					ClusterSpecifier: &tcp.TcpProxy_Cluster{Cluster: util.BlackHoleCluster},
+				})}}
+			}
+		}
+	}
+	return fc, nil
+}
+
+// networkRBACEnforces: a network RBAC filter with enforced rules (shadow-only ones
+// change nothing).
+func networkRBACEnforces(f *listener.Filter) bool {
+	r := &rbacnet.RBAC{}
+	if err := f.GetTypedConfig().UnmarshalTo(r); err != nil {
+		return true
+	}
+	return r.GetRules() != nil
+}
+
+// translateHTTPRBAC rewrites an RBAC filter of a non-Dubbo HTTP chain (as on a Triple
+// port, without Dubbo's header aliases).
+func (g *Generator) translateHTTPRBAC(hf *hcm.HttpFilter, proxy *model.Proxy, port uint32) *hcm.HttpFilter {
+	r := &rbachttp.RBAC{}
+	if err := hf.GetTypedConfig().UnmarshalTo(r); err != nil {
+		return denyAllFilter()
+	}
+	t := rbacTranslator{port: port, kind: httpPortKind}
+	out := &rbachttp.RBAC{}
+	if r.Rules != nil {
+		out.Rules = t.rules(r.Rules, true)
+	}
+	if r.ShadowRules != nil {
+		shadow := rbacTranslator{port: port, kind: httpPortKind}
+		out.ShadowRules = shadow.rules(r.ShadowRules, false)
+	}
+	for _, msg := range t.problems {
+		if g.logged.first(fmt.Sprintf("proxy %s: %s; it fails closed", proxy.ID, msg)) {
+			scope.Warnf("proxy %s: %s; it fails closed (docs/security.md)", proxy.ID, msg)
+			authzFailedClosed.Increment()
+		}
+	}
+	return &hcm.HttpFilter{Name: hf.Name, ConfigType: &hcm.HttpFilter_TypedConfig{TypedConfig: protoconv.MessageToAny(out)}}
+}

@@ -1,0 +1,494 @@
+// Copyright dubbo-istiod authors.
+//
+// Licensed under the Apache License, Version 2.0 (the "License");
+// you may not use this file except in compliance with the License.
+// You may obtain a copy of the License at
+//
+//     http://www.apache.org/licenses/LICENSE-2.0
+//
+// Unless required by applicable law or agreed to in writing, software
+// distributed under the License is distributed on an "AS IS" BASIS,
+// WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+// See the License for the specific language governing permissions and
+// limitations under the License.
+
+package mosn
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+
+	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	rbacpb "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
+	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	rbachttp "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
+	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+
+	meshconfig "istio.io/api/mesh/v1alpha1"
+
+	"istio.io/istio/pilot/pkg/model"
+	istiocore "istio.io/istio/pilot/pkg/networking/core"
+	v3 "istio.io/istio/pilot/pkg/xds/v3"
+	xdsfake "istio.io/istio/pilot/test/xds"
+	"istio.io/istio/pilot/pkg/networking"
+	"istio.io/istio/pilot/pkg/networking/plugin/authz"
+	"istio.io/istio/pkg/config/constants"
+	"istio.io/istio/pkg/config/mesh"
+	"istio.io/istio/pkg/wellknown"
+
+	"github.com/dubbo-istiod/dubbo-istiod/pkg/mosn/conformance"
+)
+
+// paymentConfig: a Dubbo provider workload at 10.200.0.2 (app=payment, service account
+// payment) serving com.example.PaymentService over dubbo (20880) and Triple (50051), and
+// an HTTP port (8080) that is not Dubbo.
+const paymentConfig = `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: payment, namespace: default}
+spec:
+  hosts: [com.example.paymentservice]
+  ports:
+  - {number: 20880, name: dubbo, protocol: DUBBO}
+  - {number: 50051, name: grpc-tri, protocol: GRPC}
+  location: MESH_INTERNAL
+  resolution: STATIC
+  endpoints:
+  - {address: 10.200.0.2, labels: {app: payment}, serviceAccount: payment}
+  - {address: 10.200.0.3, labels: {app: payment}, serviceAccount: payment}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: payment-web, namespace: default}
+spec:
+  hosts: [payment-web.example.com]
+  ports: [{number: 8080, name: http, protocol: HTTP}]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  endpoints: [{address: 10.200.0.2, labels: {app: payment}, serviceAccount: payment}]
+`
+
+type fakeProvider struct {
+	s     *xdsfake.FakeDiscoveryServer
+	proxy *model.Proxy
+}
+
+func newFakeProvider(t *testing.T, config string, mode model.TrafficInterceptionMode) *fakeProvider {
+	t.Helper()
+	m := mesh.DefaultMeshConfig()
+	m.ExtensionProviders = append(m.ExtensionProviders, &meshconfig.MeshConfig_ExtensionProvider{
+		Name: "ext-authz",
+		Provider: &meshconfig.MeshConfig_ExtensionProvider_EnvoyExtAuthzHttp{EnvoyExtAuthzHttp: &meshconfig.MeshConfig_ExtensionProvider_EnvoyExternalAuthorizationHttpProvider{
+			Service: "ext-authz.default.svc.cluster.local", Port: 8000,
+		}},
+	})
+	s := xdsfake.NewFakeDiscoveryServer(t, xdsfake.FakeOptions{ConfigString: paymentConfig + config, MeshConfig: m})
+	hook := istiocore.SkipOutboundListener
+	t.Cleanup(func() { istiocore.SkipOutboundListener = hook })
+	if _, err := Register(s.Discovery, Options{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	md := &model.NodeMetadata{
+		Namespace: "default", ClusterID: constants.DefaultClusterName, IstioVersion: "1.31.0",
+		Generator: GeneratorName, Labels: map[string]string{"app": "payment"},
+		InterceptionMode: mode,
+	}
+	p := &model.Proxy{
+		Type: model.SidecarProxy, ID: "payment-1.default", IPAddresses: []string{"10.200.0.2"},
+		ConfigNamespace: "default", Labels: md.Labels, Metadata: md,
+	}
+	return &fakeProvider{s: s, proxy: s.SetupProxy(p)}
+}
+
+func (f *fakeProvider) generate(t *testing.T, typeURL string) model.Resources {
+	t.Helper()
+	gen := f.s.Discovery.Generators[GeneratorName+"/"+typeURL]
+	req := &model.PushRequest{Forced: true, Push: f.s.PushContext()}
+	res, _, err := gen.Generate(f.proxy, &model.WatchedResource{TypeUrl: typeURL}, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+
+const (
+	paymentIface = "com.example.PaymentService"
+	orderSA      = "spiffe://cluster.local/ns/default/sa/order"
+	shopSA       = "spiffe://cluster.local/ns/shop/sa/web"
+)
+
+// call is one request a test sends through the RBAC filters of an inbound port.
+type call struct {
+	port      uint32
+	method    string // Dubbo method, or the last path segment of a Triple call
+	principal string // "" over plaintext
+	headers   map[string]string
+	allowed   bool
+}
+
+func (c call) String() string {
+	return fmt.Sprintf("%d %s from %q %v", c.port, c.method, c.principal, c.headers)
+}
+
+// mosnCall is what MOSN's RBAC filter sees: the Dubbo decoder's headers, or HTTP/2's.
+func (c call) mosnCall() conformance.Call {
+	h := map[string]string{}
+	if c.port == 20880 {
+		h["service"], h["method"], h["dubbo"] = paymentIface, c.method, "2.0.2"
+	} else {
+		h["X-Mosn-Path"], h["X-Mosn-Method"], h["content-type"] = "/"+paymentIface+"/"+c.method, "POST", "application/grpc"
+	}
+	for k, v := range c.headers {
+		h[k] = v
+	}
+	return conformance.Call{Headers: h, Principal: c.principal, SourceIP: "10.200.0.9", LocalPort: c.port}
+}
+
+const strictPA = `
+apiVersion: security.istio.io/v1beta1
+kind: PeerAuthentication
+metadata: {name: default, namespace: default}
+spec: {mtls: {mode: STRICT}}
+---
+`
+
+// TestInboundSecurity: the provider's MOSN sidecar gets per-port TLS from
+// PeerAuthentication and RBAC from AuthorizationPolicy, in forms MOSN reads (the
+// conformance checker), with the behaviour Istio gives them (MOSN's RBAC engine
+// evaluated on real calls' headers: conformance.Allowed), a golden file per case. No MOSN
+// runs here: the checker and the engine's mirror stand in for it (docs/testing.md).
+func TestInboundSecurity(t *testing.T) {
+	cases := []struct {
+		name   string
+		config string
+		mode   model.TrafficInterceptionMode
+		tls    map[uint32]string // port -> "tls", "both", "plain"
+		calls  []call
+		failed int // rules reported as failing closed
+	}{
+		{
+			name: "strict-allow-principal-method",
+			config: strictPA + `
+apiVersion: security.istio.io/v1beta1
+kind: AuthorizationPolicy
+metadata: {name: refund-from-order, namespace: default}
+spec:
+  selector: {matchLabels: {app: payment}}
+  action: ALLOW
+  rules:
+  - from: [{source: {principals: [cluster.local/ns/default/sa/order]}}]
+    to: [{operation: {paths: [/com.example.PaymentService/refund]}}]
+`,
+			mode: model.InterceptionRedirect,
+			tls:  map[uint32]string{20880: "tls", 50051: "tls"},
+			calls: []call{
+				{port: 20880, method: "refund", principal: orderSA, allowed: true},
+				{port: 20880, method: "refund", principal: shopSA},
+				{port: 20880, method: "query", principal: orderSA},
+				{port: 50051, method: "refund", principal: orderSA, allowed: true},
+				{port: 50051, method: "query", principal: orderSA},
+				{port: 50051, method: "refund", principal: shopSA},
+			},
+		},
+		{
+			name: "permissive-deny-method",
+			config: `
+apiVersion: security.istio.io/v1beta1
+kind: AuthorizationPolicy
+metadata: {name: no-refund, namespace: default}
+spec:
+  action: DENY
+  rules:
+  - to: [{operation: {paths: [/com.example.PaymentService/refund]}}]
+`,
+			mode: model.InterceptionRedirect,
+			tls:  map[uint32]string{20880: "both", 50051: "both"},
+			calls: []call{
+				{port: 20880, method: "refund"},
+				{port: 20880, method: "refund", principal: orderSA},
+				{port: 20880, method: "query", allowed: true},
+				{port: 50051, method: "refund"},
+				{port: 50051, method: "query", allowed: true},
+			},
+		},
+		{
+			name: "disable-allow-version-header",
+			config: `
+apiVersion: security.istio.io/v1beta1
+kind: PeerAuthentication
+metadata: {name: default, namespace: default}
+spec: {mtls: {mode: DISABLE}}
+---
+apiVersion: security.istio.io/v1beta1
+kind: AuthorizationPolicy
+metadata: {name: v2-only, namespace: default}
+spec:
+  selector: {matchLabels: {app: payment}}
+  rules:
+  - to: [{operation: {paths: ["/com.example.PaymentService/*"]}}]
+    when: [{key: "request.headers[version]", values: ["2.0.0"]}]
+`,
+			mode: model.InterceptionRedirect,
+			tls:  map[uint32]string{20880: "plain", 50051: "plain"},
+			calls: []call{
+				{port: 20880, method: "query", headers: map[string]string{"version": "2.0.0"}, allowed: true},
+				{port: 20880, method: "query", headers: map[string]string{"version": "1.0.0"}},
+				{port: 20880, method: "query"},
+				{port: 50051, method: "query", headers: map[string]string{"tri-service-version": "2.0.0"}, allowed: true},
+				{port: 50051, method: "query", headers: map[string]string{"tri-service-version": "1.0.0"}},
+			},
+		},
+		{
+			name: "strict-allow-namespace-port",
+			config: strictPA + `
+apiVersion: security.istio.io/v1beta1
+kind: AuthorizationPolicy
+metadata: {name: shop-on-dubbo, namespace: default}
+spec:
+  selector: {matchLabels: {app: payment}}
+  rules:
+  - from: [{source: {namespaces: [shop]}}]
+    to: [{operation: {ports: ["20880"]}}]
+`,
+			mode: model.InterceptionRedirect,
+			tls:  map[uint32]string{20880: "tls", 50051: "tls"},
+			calls: []call{
+				{port: 20880, method: "refund", principal: shopSA, allowed: true},
+				{port: 20880, method: "refund", principal: orderSA},
+				{port: 50051, method: "refund", principal: shopSA},
+			},
+		},
+		{
+			// An attachment (env) cannot be read safely on a Dubbo port: the DENY
+			// governs every call to refund, whatever the attachment. On Triple it is a
+			// real header. A CUSTOM policy (ext_authz, not in MOSN) denies what it
+			// governs.
+			name: "fail-closed",
+			config: `
+apiVersion: security.istio.io/v1beta1
+kind: AuthorizationPolicy
+metadata: {name: no-gray-refund, namespace: default}
+spec:
+  action: DENY
+  rules:
+  - to: [{operation: {paths: [/com.example.PaymentService/refund]}}]
+    when: [{key: "request.headers[env]", values: [gray]}]
+---
+apiVersion: security.istio.io/v1beta1
+kind: AuthorizationPolicy
+metadata: {name: audit-by-ext, namespace: default}
+spec:
+  action: CUSTOM
+  provider: {name: ext-authz}
+  rules:
+  - to: [{operation: {paths: [/com.example.PaymentService/close]}}]
+`,
+			mode: model.InterceptionRedirect,
+			tls:  map[uint32]string{20880: "both", 50051: "both"},
+			calls: []call{
+				{port: 20880, method: "refund", headers: map[string]string{"env": "gray"}},
+				{port: 20880, method: "refund"},
+				{port: 20880, method: "query", allowed: true},
+				{port: 20880, method: "close"},
+				{port: 50051, method: "refund", headers: map[string]string{"env": "gray"}},
+				{port: 50051, method: "refund", allowed: true},
+				{port: 50051, method: "close"},
+			},
+			failed: 3, // the attachment on 20880, CUSTOM on each port
+		},
+		{
+			name: "explicit-strict-allow",
+			config: strictPA + `
+apiVersion: security.istio.io/v1beta1
+kind: AuthorizationPolicy
+metadata: {name: refund-from-order, namespace: default}
+spec:
+  selector: {matchLabels: {app: payment}}
+  rules:
+  - from: [{source: {principals: [cluster.local/ns/default/sa/order]}}]
+    to: [{operation: {paths: [/com.example.PaymentService/refund]}}]
+`,
+			mode: model.InterceptionNone,
+			tls:  map[uint32]string{20880: "tls"},
+			calls: []call{
+				{port: 20880, method: "refund", principal: orderSA, allowed: true},
+				{port: 20880, method: "query", principal: orderSA},
+			},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeProvider(t, tc.config, tc.mode)
+			ls := decode(t, f.generate(t, v3.ListenerType), func() *listener.Listener { return &listener.Listener{} })
+			cs := decode(t, f.generate(t, v3.ClusterType), func() *cluster.Cluster { return &cluster.Cluster{} })
+			if v := conformance.Check(conformance.Snapshot{Listeners: values(ls), Clusters: values(cs)}); len(v) > 0 {
+				t.Errorf("conformance:\n%s", strings.Join(v, "\n"))
+			}
+			chains := inboundChains(t, ls, tc.mode)
+			for port, want := range tc.tls {
+				if got := tlsModes(chains[port]); got != want {
+					t.Errorf("port %d: chains %s, want %s", port, got, want)
+				}
+				for _, fc := range chains[port] {
+					// Under these names MOSN lets attachments overwrite service and method.
+					if n := hcmOf(t, fc).GetRouteConfig().GetName(); n == "ingress_dubbo" || n == EgressListenerName {
+						t.Errorf("port %d: inbound route named %s", port, n)
+					}
+					if c := inboundClusterOf(t, fc); cs[c] == nil {
+						t.Errorf("port %d: its route's cluster %s is not in CDS", port, c)
+					}
+				}
+			}
+			for _, c := range tc.calls {
+				fcs := chains[c.port]
+				if len(fcs) == 0 {
+					t.Fatalf("no inbound chain for port %d", c.port)
+				}
+				filters := hcmOf(t, fcs[0]).HttpFilters
+				got, dropped := conformance.Allowed(filters, c.mosnCall())
+				if len(dropped) > 0 {
+					t.Errorf("MOSN would drop policies: %v", dropped)
+				}
+				if got != c.allowed {
+					t.Errorf("%v: allowed=%v, want %v", c, got, c.allowed)
+				}
+			}
+			denyPoliciesKept(t, f, chains)
+			var failed []string
+			for port := range chains {
+				kind := dubboPortKind
+				if port == 50051 {
+					kind = triplePortKind
+				}
+				failed = append(failed, buildInboundRBAC(f.s.PushContext(), f.proxy, port, kind).failedClosed...)
+			}
+			if len(failed) != tc.failed {
+				t.Errorf("%d rules reported failing closed, want %d: %v", len(failed), tc.failed, failed)
+			}
+			var ports []uint32
+			for p := range chains {
+				ports = append(ports, p)
+			}
+			sort.Slice(ports, func(i, j int) bool { return ports[i] < ports[j] })
+			out := &listener.Listener{Name: "inbound chains of " + tc.name}
+			for _, p := range ports {
+				out.FilterChains = append(out.FilterChains, chains[p]...)
+			}
+			golden(t, "inbound-"+tc.name+".json", stableJSON(t, out))
+		})
+	}
+}
+
+// inboundChains returns the Dubbo and Triple chains per port: virtualInbound's
+// (intercepted) or inbound_dubbo's (explicit, the app port).
+func inboundChains(t *testing.T, ls map[string]*listener.Listener, mode model.TrafficInterceptionMode) map[uint32][]*listener.FilterChain {
+	t.Helper()
+	out := map[uint32][]*listener.FilterChain{}
+	if mode == model.InterceptionNone {
+		l := ls[IngressListenerName]
+		if l == nil {
+			t.Fatalf("no %s in %v", IngressListenerName, keys(ls))
+		}
+		out[20880] = l.FilterChains
+		return out
+	}
+	l := ls[VirtualInboundName]
+	if l == nil {
+		t.Fatalf("no %s in %v", VirtualInboundName, keys(ls))
+	}
+	for _, lf := range l.ListenerFilters {
+		if lf.Name != wellknown.OriginalDestination {
+			t.Errorf("listener filter %s left in virtualInbound", lf.Name)
+		}
+	}
+	for _, fc := range l.FilterChains {
+		p := fc.GetFilterChainMatch().GetDestinationPort().GetValue()
+		if p == 20880 || p == 50051 {
+			out[p] = append(out[p], fc)
+		}
+	}
+	return out
+}
+
+func tlsModes(fcs []*listener.FilterChain) string {
+	tls, plain := 0, 0
+	for _, fc := range fcs {
+		if fc.TransportSocket != nil {
+			tls++
+		} else {
+			plain++
+		}
+	}
+	switch {
+	case tls == 1 && plain == 0:
+		return "tls"
+	case tls == 1 && plain == 1:
+		return "both"
+	case tls == 0 && plain == 1:
+		return "plain"
+	}
+	return fmt.Sprintf("%d TLS and %d plaintext", tls, plain)
+}
+
+func hcmOf(t *testing.T, fc *listener.FilterChain) *hcm.HttpConnectionManager {
+	t.Helper()
+	for _, f := range fc.Filters {
+		if f.Name == wellknown.HTTPConnectionManager {
+			m := &hcm.HttpConnectionManager{}
+			if err := f.GetTypedConfig().UnmarshalTo(m); err != nil {
+				t.Fatal(err)
+			}
+			return m
+		}
+	}
+	t.Fatalf("chain %s has no HTTP connection manager", fc.Name)
+	return nil
+}
+
+func inboundClusterOf(t *testing.T, fc *listener.FilterChain) string {
+	t.Helper()
+	rc := hcmOf(t, fc).GetRouteConfig()
+	if rc == nil || len(rc.VirtualHosts) != 1 || len(rc.VirtualHosts[0].Routes) != 1 {
+		t.Fatalf("chain %s: want one inline route, got %v", fc.Name, rc)
+	}
+	return rc.VirtualHosts[0].Routes[0].GetRoute().GetCluster()
+}
+
+// denyPoliciesKept: every DENY policy Istio builds for the workload is in every inbound
+// port's MOSN RBAC, as a DENY (a DENY never disappears).
+func denyPoliciesKept(t *testing.T, f *fakeProvider, chains map[uint32][]*listener.FilterChain) {
+	t.Helper()
+	want := map[string]bool{}
+	for _, hf := range authz.NewBuilder(authz.Local, f.s.PushContext(), f.proxy, false).BuildHTTP(networking.ListenerClassSidecarInbound) {
+		r := &rbachttp.RBAC{}
+		if err := hf.GetTypedConfig().UnmarshalTo(r); err != nil {
+			t.Fatal(err)
+		}
+		if r.GetRules().GetAction() == rbacpb.RBAC_DENY {
+			for n := range r.GetRules().GetPolicies() {
+				want[n] = true
+			}
+		}
+	}
+	for port, fcs := range chains {
+		for _, fc := range fcs {
+			got := map[string]bool{}
+			for _, hf := range hcmOf(t, fc).HttpFilters {
+				r := &rbachttp.RBAC{}
+				if hf.GetTypedConfig().UnmarshalTo(r) == nil && r.GetRules().GetAction() == rbacpb.RBAC_DENY {
+					for n := range r.GetRules().GetPolicies() {
+						got[n] = true
+					}
+				}
+			}
+			for n := range want {
+				if !got[n] {
+					t.Errorf("port %d chain %s: DENY policy %s is missing", port, fc.Name, n)
+				}
+			}
+		}
+	}
+}
