@@ -207,6 +207,9 @@ func Check(s Snapshot) []string {
 				break
 			}
 		}
+		if ctx, err := tlsContext(c.TransportSocket); err == nil { // checkClusterTLS reports err
+			v = append(v, checkSDS("cluster "+c.Name, ctx)...)
+		}
 		for _, m := range c.TransportSocketMatches {
 			where := fmt.Sprintf("cluster %s transport_socket_match %s", c.Name, m.Name)
 			if ctx, err := tlsContext(m.TransportSocket); err != nil {
