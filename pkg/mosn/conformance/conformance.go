@@ -20,17 +20,25 @@ package conformance
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	rbac "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	rbachttp "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcp "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	matcher "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	"istio.io/istio/pkg/wellknown"
 )
@@ -64,6 +72,7 @@ func Check(s Snapshot) []string {
 	var v []string
 	add := func(format string, args ...any) { v = append(v, fmt.Sprintf(format, args...)) }
 	dubboRoutes := map[string]bool{}
+	virtualNames := map[string]map[uint32]bool{} // original-dst virtual listener name -> destination ports
 
 	names := map[string]bool{}
 	for _, l := range s.Listeners {
@@ -79,7 +88,12 @@ func Check(s Snapshot) []string {
 		for _, lf := range l.ListenerFilters {
 			if lf.Name == wellknown.OriginalDestination {
 				origDst = true
+			} else {
+				add("listener %s: listener filter %s is rejected by MOSN (only original_dst converts; MOSN tells TLS from plaintext itself)", l.Name, lf.Name)
 			}
+		}
+		if origDst {
+			v = append(v, checkOriginalDst(l, virtualNames)...)
 		}
 		if !origDst && len(l.FilterChains) != 1 {
 			add("listener %s: %d filter chains; MOSN supports exactly one (or the original-dst split)", l.Name, len(l.FilterChains))
@@ -88,6 +102,12 @@ func Check(s Snapshot) []string {
 			add("listener %s: top-level bind_to_port is ignored by MOSN; use deprecated_v1.bind_to_port", l.Name)
 		}
 		for i, fc := range l.FilterChains {
+			where := fmt.Sprintf("listener %s chain %d", l.Name, i)
+			if ctx, err := tlsContext(fc.TransportSocket); err != nil {
+				add("%s: %v", where, err)
+			} else {
+				v = append(v, checkSDS(where, ctx)...)
+			}
 			usable := false
 			for _, f := range fc.Filters {
 				switch f.Name {
@@ -112,6 +132,7 @@ func Check(s Snapshot) []string {
 						}
 						v = append(v, checkRoute(rc, isDubbo, nil)...)
 					}
+					v = append(v, checkRBAC(where, m)...)
 				case wellknown.TCPProxy:
 					if f.GetTypedConfig().GetTypeUrl() != tcpType {
 						add("listener %s chain %d: tcp_proxy without typed_config %s is dropped", l.Name, i, tcpType)
@@ -134,6 +155,11 @@ func Check(s Snapshot) []string {
 		}
 	}
 
+	for name, ports := range virtualNames {
+		if len(ports) > 1 {
+			add("virtual listener %s: named by the chains of %d destination ports %v (MOSN listener names must be unique: one replaces the other)", name, len(ports), sortedPorts(ports))
+		}
+	}
 	for name := range dubboRoutes {
 		if _, err := strconv.Atoi(name); err == nil || strings.Contains(name, ":") || strings.HasPrefix(name, "unix://") {
 			add("route %s: a Dubbo route name must not parse as a port, host:port or unix path", name)
@@ -181,6 +207,18 @@ func Check(s Snapshot) []string {
 				break
 			}
 		}
+		if ctx, err := tlsContext(c.TransportSocket); err == nil { // checkClusterTLS reports err
+			v = append(v, checkSDS("cluster "+c.Name, ctx)...)
+		}
+		for _, m := range c.TransportSocketMatches {
+			where := fmt.Sprintf("cluster %s transport_socket_match %s", c.Name, m.Name)
+			if ctx, err := tlsContext(m.TransportSocket); err != nil {
+				add("%s: %v", where, err)
+			} else {
+				v = append(v, checkSDS(where, ctx)...)
+			}
+		}
+		v = append(v, checkClusterTLS(c)...)
 		if c.GetType() == cluster.Cluster_EDS && len(s.Endpoints) > 0 && !eds[c.Name] {
 			add("cluster %s: no ClusterLoadAssignment named after the cluster (MOSN asks EDS by Cluster.name)", c.Name)
 		}
@@ -357,4 +395,388 @@ func checkDubboRule(rc string, i int, r *route.Route, last bool, rpcClusters, h2
 		}
 	}
 	return v
+}
+
+const (
+	upstreamTLSType   = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
+	downstreamTLSType = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
+	rbacType          = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC"
+	sdsReason         = "MOSN dials \"unix:\"+target_uri of a google_grpc service and hard-codes ./etc/istio/proxy/SDS for envoy_grpc: " +
+		"SDS never arrives and TLS silently stays plaintext"
+	sanReason = "MOSN checks the peer's URI SAN only against exactly one exact match_subject_alt_names entry; " +
+		"otherwise it verifies the hostname against sni, which fails on Istio certificates"
+	regexReason = "MOSN matches regexes unanchored (Go's regexp.MatchString finds a substring), so it matches more than Envoy's full match"
+)
+
+// isTLS reports whether MOSN reads a transport socket as TLS: it tries the typed config as an
+// UpstreamTlsContext, then as a DownstreamTlsContext.
+func isTLS(ts *core.TransportSocket) bool {
+	u := ts.GetTypedConfig().GetTypeUrl()
+	return ts != nil && (ts.Name == wellknown.TransportSocketTLS || u == upstreamTLSType || u == downstreamTLSType)
+}
+
+// tlsContext returns the common TLS context of a TLS transport socket (nil for none or plaintext).
+func tlsContext(ts *core.TransportSocket) (*tlsv3.CommonTlsContext, error) {
+	if !isTLS(ts) || ts.GetTypedConfig() == nil {
+		return nil, nil
+	}
+	switch u := ts.GetTypedConfig().GetTypeUrl(); u {
+	case upstreamTLSType:
+		t := &tlsv3.UpstreamTlsContext{}
+		if err := ts.GetTypedConfig().UnmarshalTo(t); err != nil {
+			return nil, fmt.Errorf("bad UpstreamTlsContext: %v", err)
+		}
+		return t.GetCommonTlsContext(), nil
+	case downstreamTLSType:
+		t := &tlsv3.DownstreamTlsContext{}
+		if err := ts.GetTypedConfig().UnmarshalTo(t); err != nil {
+			return nil, fmt.Errorf("bad DownstreamTlsContext: %v", err)
+		}
+		return t.GetCommonTlsContext(), nil
+	default:
+		return nil, fmt.Errorf("TLS transport_socket with typed_config %s, neither UpstreamTlsContext nor DownstreamTlsContext: MOSN cannot read it", u)
+	}
+}
+
+// checkSDS checks every SDS secret of a TLS context: MOSN fetches them only over google_grpc
+// from a Unix socket named by a bare path.
+func checkSDS(where string, c *tlsv3.CommonTlsContext) []string {
+	var v []string
+	add := func(format string, args ...any) { v = append(v, fmt.Sprintf(format, args...)) }
+	secrets := append([]*tlsv3.SdsSecretConfig{}, c.GetTlsCertificateSdsSecretConfigs()...)
+	if s := c.GetValidationContextSdsSecretConfig(); s != nil {
+		secrets = append(secrets, s)
+	}
+	if s := c.GetCombinedValidationContext().GetValidationContextSdsSecretConfig(); s != nil {
+		secrets = append(secrets, s)
+	}
+	for _, s := range secrets {
+		src := s.GetSdsConfig().GetApiConfigSource()
+		switch {
+		case src == nil:
+			add("%s: SDS secret %q: sds_config has no api_config_source (%s)", where, s.Name, sdsReason)
+		case src.ApiType != core.ApiConfigSource_GRPC:
+			add("%s: SDS secret %q: api_type %s, not GRPC (%s)", where, s.Name, src.ApiType, sdsReason)
+		case len(src.GrpcServices) != 1:
+			add("%s: SDS secret %q: %d grpc_services, not exactly one (%s)", where, s.Name, len(src.GrpcServices), sdsReason)
+		case src.GrpcServices[0].GetGoogleGrpc() == nil:
+			add("%s: SDS secret %q: not google_grpc (%s)", where, s.Name, sdsReason)
+		case !strings.HasPrefix(src.GrpcServices[0].GetGoogleGrpc().GetTargetUri(), "/"):
+			add("%s: SDS secret %q: google_grpc target_uri %q is not a bare absolute path (%s)", where, s.Name,
+				src.GrpcServices[0].GetGoogleGrpc().GetTargetUri(), sdsReason)
+		}
+	}
+	return v
+}
+
+// checkClusterTLS checks the SANs of a cluster's TLS transport_socket.
+func checkClusterTLS(c *cluster.Cluster) []string {
+	if !isTLS(c.GetTransportSocket()) {
+		return nil
+	}
+	ctx, err := tlsContext(c.GetTransportSocket())
+	if err != nil {
+		return []string{fmt.Sprintf("cluster %s: %v", c.Name, err)}
+	}
+	vc := ctx.GetValidationContext()
+	if cvc := ctx.GetCombinedValidationContext(); cvc != nil {
+		vc = cvc.GetDefaultValidationContext()
+	}
+	sans := vc.GetMatchSubjectAltNames()
+	switch {
+	case len(sans) == 0 && len(vc.GetMatchTypedSubjectAltNames()) > 0:
+		return []string{fmt.Sprintf("cluster %s: only match_typed_subject_alt_names, which MOSN ignores (%s)", c.Name, sanReason)}
+	case len(sans) != 1:
+		return []string{fmt.Sprintf("cluster %s: %d match_subject_alt_names entries (%s)", c.Name, len(sans), sanReason)}
+	case sans[0].GetExact() == "":
+		return []string{fmt.Sprintf("cluster %s: the match_subject_alt_names entry does not use exact (%s)", c.Name, sanReason)}
+	}
+	return nil
+}
+
+// virtualName is the name MOSN gives the virtual listener of an original-dst filter chain:
+// its HCM's route configuration name or its tcp_proxy's cluster.
+func virtualName(fc *listener.FilterChain) string {
+	for _, f := range fc.Filters {
+		switch f.Name {
+		case wellknown.HTTPConnectionManager:
+			m := &hcm.HttpConnectionManager{}
+			if f.GetTypedConfig().UnmarshalTo(m) != nil {
+				continue
+			}
+			if m.GetRds() != nil {
+				return m.GetRds().GetRouteConfigName()
+			}
+			return m.GetRouteConfig().GetName()
+		case wellknown.TCPProxy:
+			t := &tcp.TcpProxy{}
+			if f.GetTypedConfig().UnmarshalTo(t) != nil {
+				continue
+			}
+			return t.GetCluster()
+		}
+	}
+	return ""
+}
+
+// checkOriginalDst checks the virtual listeners MOSN makes of an original-dst listener's
+// chains, one per destination_port; it records their names in names (name -> ports) for the
+// uniqueness check across listeners. For a port MOSN keeps the filters of the first chain and
+// merges only TLS: one TLS and one plaintext chain (told apart by its inspector).
+func checkOriginalDst(l *listener.Listener, names map[string]map[uint32]bool) []string {
+	var v []string
+	add := func(format string, args ...any) { v = append(v, fmt.Sprintf(format, args...)) }
+	first := map[uint32]int{}
+	tlsChains, plainChains := map[uint32]int{}, map[uint32]int{}
+	for i, fc := range l.FilterChains {
+		dp := fc.GetFilterChainMatch().GetDestinationPort()
+		if dp == nil {
+			continue
+		}
+		port := dp.Value
+		if name := virtualName(fc); name != "" {
+			if names[name] == nil {
+				names[name] = map[uint32]bool{}
+			}
+			names[name][port] = true
+		}
+		if isTLS(fc.TransportSocket) {
+			tlsChains[port]++
+		} else {
+			plainChains[port]++
+		}
+		j, seen := first[port]
+		if !seen {
+			first[port] = i
+			continue
+		}
+		if !sameFilters(l.FilterChains[j].Filters, fc.Filters) {
+			add("listener %s chain %d: destination port %d: filters differ from chain %d's (MOSN keeps the first chain's filters for a port and merges only TLS)", l.Name, i, port, j)
+		}
+	}
+	for _, port := range sortedPorts(first) {
+		if n := tlsChains[port]; n > 1 {
+			add("listener %s: destination port %d: %d TLS chains (MOSN merges one TLS and one plaintext chain per port; the later ones are ignored)", l.Name, port, n)
+		}
+		if n := plainChains[port]; n > 1 {
+			add("listener %s: destination port %d: %d plaintext chains (MOSN merges one TLS and one plaintext chain per port; the later ones are ignored)", l.Name, port, n)
+		}
+	}
+	return v
+}
+
+func sortedPorts[V any](m map[uint32]V) []uint32 {
+	out := make([]uint32, 0, len(m))
+	for p := range m {
+		out = append(out, p)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// sameFilters compares the network filters MOSN converts (Istio's telemetry filters, which it
+// drops, do not count). It compares their JSON, which expands every Any (nested HTTP filters
+// included) and orders map keys, so two equal configurations marshalled in different map orders
+// still compare equal; if some type is not linked in it falls back to proto.Equal.
+func sameFilters(a, b []*listener.Filter) bool {
+	a, b = convertedFilters(a), convertedFilters(b)
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		ja, errA := protojson.Marshal(a[i])
+		jb, errB := protojson.Marshal(b[i])
+		if errA != nil || errB != nil {
+			if !proto.Equal(a[i], b[i]) {
+				return false
+			}
+		} else if string(ja) != string(jb) {
+			return false
+		}
+	}
+	return true
+}
+
+func convertedFilters(fs []*listener.Filter) []*listener.Filter {
+	var out []*listener.Filter
+	for _, f := range fs {
+		if !droppedHarmlessly[f.Name] {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// checkRBAC checks the RBAC filters of an HCM: MOSN's NewRoleBasedAccessControlEngine drops,
+// silently, every policy it cannot read.
+func checkRBAC(where string, m *hcm.HttpConnectionManager) []string {
+	var v []string
+	add := func(format string, args ...any) { v = append(v, fmt.Sprintf(format, args...)) }
+	for _, hf := range m.HttpFilters {
+		if hf.Name != wellknown.HTTPRoleBasedAccessControl {
+			continue
+		}
+		if u := hf.GetTypedConfig().GetTypeUrl(); u != rbacType {
+			add("%s: RBAC filter with typed_config %q, not %s: MOSN cannot read it and authorization is lost", where, u, rbacType)
+			continue
+		}
+		r := &rbachttp.RBAC{}
+		if err := hf.GetTypedConfig().UnmarshalTo(r); err != nil {
+			add("%s: bad RBAC filter: %v", where, err)
+			continue
+		}
+		for _, set := range []struct {
+			field string
+			rules *rbac.RBAC
+		}{{"rules", r.GetRules()}, {"shadow_rules", r.GetShadowRules()}} {
+			action := set.rules.GetAction()
+			effect := "an ALLOW policy dropped narrows what is allowed"
+			if action == rbac.RBAC_DENY {
+				effect = "the deny disappears: fail-open"
+			}
+			names := make([]string, 0, len(set.rules.GetPolicies()))
+			for name := range set.rules.GetPolicies() {
+				names = append(names, name)
+			}
+			slices.Sort(names)
+			for _, name := range names {
+				p := set.rules.GetPolicies()[name]
+				w := &rbacWalk{}
+				for _, pr := range p.GetPrincipals() {
+					w.principal(pr)
+				}
+				for _, pe := range p.GetPermissions() {
+					w.permission(pe)
+				}
+				for _, u := range w.unreadable {
+					add("%s: RBAC %s policy %q (%s): %s: MOSN drops a policy it cannot read, silently (%s)", where, set.field, name, action, u, effect)
+				}
+				for _, u := range w.unanchored {
+					add("%s: RBAC %s policy %q (%s): %s (%s)", where, set.field, name, action, u, regexReason)
+				}
+			}
+		}
+	}
+	return v
+}
+
+// rbacWalk collects what MOSN cannot read in one RBAC policy, and the regexes it would match
+// more broadly than Envoy.
+type rbacWalk struct {
+	unreadable, unanchored []string
+}
+
+// oneofName names the field set in a message's only oneof ("" if none).
+func oneofName(m proto.Message) string {
+	r := m.ProtoReflect()
+	if r.Descriptor().Oneofs().Len() == 0 {
+		return ""
+	}
+	if fd := r.WhichOneof(r.Descriptor().Oneofs().Get(0)); fd != nil {
+		return string(fd.Name())
+	}
+	return ""
+}
+
+func (w *rbacWalk) bad(format string, args ...any) {
+	w.unreadable = append(w.unreadable, fmt.Sprintf(format, args...))
+}
+
+func (w *rbacWalk) principal(p *rbac.Principal) {
+	switch id := p.GetIdentifier().(type) {
+	case *rbac.Principal_Any, *rbac.Principal_SourceIp, *rbac.Principal_DirectRemoteIp, *rbac.Principal_RemoteIp:
+	case *rbac.Principal_Header:
+		w.header(id.Header)
+	case *rbac.Principal_AndIds:
+		for _, q := range id.AndIds.GetIds() {
+			w.principal(q)
+		}
+	case *rbac.Principal_OrIds:
+		for _, q := range id.OrIds.GetIds() {
+			w.principal(q)
+		}
+	case *rbac.Principal_NotId:
+		w.principal(id.NotId)
+	case *rbac.Principal_Authenticated_:
+		w.bad("an authenticated principal (MOSN reads source.principal only through metadata istio_authn)")
+	case *rbac.Principal_Metadata:
+		md := id.Metadata
+		switch {
+		case md.GetFilter() != "istio_authn" || len(md.GetPath()) == 0 || md.GetPath()[0].GetKey() != "source.principal":
+			w.bad("a metadata principal other than istio_authn source.principal")
+		case md.GetValue().GetStringMatch() == nil:
+			w.bad("a metadata source.principal whose value is not a string_match")
+		default:
+			w.str("metadata source.principal", md.GetValue().GetStringMatch())
+		}
+	case nil:
+		w.bad("an empty principal")
+	default:
+		w.bad("a %s principal", oneofName(p))
+	}
+}
+
+func (w *rbacWalk) permission(p *rbac.Permission) {
+	switch r := p.GetRule().(type) {
+	case *rbac.Permission_Any, *rbac.Permission_DestinationIp, *rbac.Permission_DestinationPort:
+	case *rbac.Permission_Header:
+		w.header(r.Header)
+	case *rbac.Permission_AndRules:
+		for _, q := range r.AndRules.GetRules() {
+			w.permission(q)
+		}
+	case *rbac.Permission_OrRules:
+		for _, q := range r.OrRules.GetRules() {
+			w.permission(q)
+		}
+	case *rbac.Permission_NotRule:
+		w.permission(r.NotRule)
+	case *rbac.Permission_UrlPath:
+		if r.UrlPath.GetPath() == nil {
+			w.bad("a url_path without path")
+		} else {
+			w.str("url_path", r.UrlPath.GetPath())
+		}
+	case nil:
+		w.bad("an empty permission")
+	default:
+		w.bad("a %s permission", oneofName(p))
+	}
+}
+
+func (w *rbacWalk) header(h *route.HeaderMatcher) {
+	switch m := h.GetHeaderMatchSpecifier().(type) {
+	case *route.HeaderMatcher_ExactMatch, *route.HeaderMatcher_PrefixMatch, *route.HeaderMatcher_SuffixMatch,
+		*route.HeaderMatcher_PresentMatch, *route.HeaderMatcher_RangeMatch:
+	case *route.HeaderMatcher_SafeRegexMatch:
+		w.regex(fmt.Sprintf("header %q", h.GetName()), m.SafeRegexMatch)
+	case nil:
+		w.bad("header %q without a matcher", h.GetName())
+	default:
+		w.bad("header %q uses %s (MOSN reads exact_match, prefix_match, suffix_match, safe_regex_match, present_match, range_match)", h.GetName(), oneofName(h))
+	}
+}
+
+func (w *rbacWalk) str(what string, s *matcher.StringMatcher) {
+	if s.GetIgnoreCase() {
+		w.bad("%s sets ignore_case", what)
+	}
+	switch m := s.GetMatchPattern().(type) {
+	case *matcher.StringMatcher_Exact, *matcher.StringMatcher_Prefix, *matcher.StringMatcher_Suffix:
+	case *matcher.StringMatcher_SafeRegex:
+		w.regex(what, m.SafeRegex)
+	case nil:
+		w.bad("%s without a match pattern", what)
+	default:
+		w.bad("%s uses %s (MOSN reads exact, prefix, suffix, safe_regex)", what, oneofName(s))
+	}
+}
+
+func (w *rbacWalk) regex(what string, r *matcher.RegexMatcher) {
+	if r.GetGoogleRe2() == nil {
+		w.bad("%s: safe_regex without google_re2 engine", what)
+	}
+	if re := r.GetRegex(); !strings.HasPrefix(re, "^") || !strings.HasSuffix(re, "$") {
+		w.unanchored = append(w.unanchored, fmt.Sprintf("%s: regex %q is not anchored with ^ and $", what, re))
+	}
 }
