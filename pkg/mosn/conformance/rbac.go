@@ -241,7 +241,7 @@ func header(h *route.HeaderMatcher, c Call) (func() bool, error) {
 	case *route.HeaderMatcher_SuffixMatch:
 		m = func(v string) bool { return strings.HasSuffix(v, s.SuffixMatch) }
 	case *route.HeaderMatcher_SafeRegexMatch:
-		re, err := re2(s.SafeRegexMatch)
+		re, err := compileRE2(s.SafeRegexMatch)
 		if err != nil {
 			return nil, err
 		}
@@ -284,7 +284,7 @@ func stringMatcher(sm *matcher.StringMatcher) (func(string) bool, error) {
 	case *matcher.StringMatcher_Suffix:
 		return func(v string) bool { return strings.HasSuffix(v, s.Suffix) }, nil
 	case *matcher.StringMatcher_SafeRegex:
-		re, err := re2(s.SafeRegex)
+		re, err := compileRE2(s.SafeRegex)
 		if err != nil {
 			return nil, err
 		}
@@ -295,7 +295,7 @@ func stringMatcher(sm *matcher.StringMatcher) (func(string) bool, error) {
 
 // re2 compiles as MOSN does: the google_re2 engine is required, and Go's MatchString is
 // a substring match.
-func re2(r *matcher.RegexMatcher) (*regexp.Regexp, error) {
+func compileRE2(r *matcher.RegexMatcher) (*regexp.Regexp, error) {
 	if r.GetGoogleRe2() == nil {
 		return nil, fmt.Errorf("regex without google_re2 is not supported by MOSN")
 	}

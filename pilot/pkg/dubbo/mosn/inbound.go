@@ -250,21 +250,50 @@ func (g *Generator) adaptOtherInboundChain(in *listener.FilterChain, proxy *mode
 	}
 	fc.Filters = kept
 	if closed {
-		msg := fmt.Sprintf("proxy %s: port %d: TCP authorization (network RBAC) cannot run in MOSN; the port's connections go to %s", proxy.ID, port, util.BlackHoleCluster)
+		msg := fmt.Sprintf("proxy %s: port %d: TCP authorization (network RBAC) cannot run in MOSN; the port is closed", proxy.ID, port)
 		if g.logged.first(msg) {
 			scope.Warn(msg + " (docs/security.md)")
 			authzFailedClosed.Increment()
 		}
-		for i, f := range fc.Filters {
-			if f.Name == wellknown.TCPProxy {
-				fc.Filters[i] = &listener.Filter{Name: wellknown.TCPProxy, ConfigType: &listener.Filter_TypedConfig{TypedConfig: protoconv.MessageToAny(&tcp.TcpProxy{
-					StatPrefix:       util.BlackHoleCluster,
-					ClusterSpecifier: &tcp.TcpProxy_Cluster{Cluster: util.BlackHoleCluster},
-				})}}
-			}
-		}
+		fc.Filters = closedFilters(fmt.Sprintf("inbound-closed-%d", port))
+	} else if isBlackHole(fc) {
+		// MOSN names an original-dst chain's virtual listener after its tcp_proxy
+		// cluster: virtualOutbound's guard already is "BlackHoleCluster", and a second
+		// listener of that name would replace it.
+		fc.Filters = closedFilters(fmt.Sprintf("inbound-blackhole-%d", port))
 	}
 	return fc, nil
+}
+
+// closedFilters answer nothing: an HTTP connection manager without routes behind an
+// RBAC filter that denies everything (a Dubbo or HTTP call gets a denial, anything else
+// MOSN's protocol detection drops), under a name of its own.
+func closedFilters(name string) []*listener.Filter {
+	return []*listener.Filter{{
+		Name: wellknown.HTTPConnectionManager,
+		ConfigType: &listener.Filter_TypedConfig{TypedConfig: protoconv.MessageToAny(&hcm.HttpConnectionManager{
+			StatPrefix: name,
+			RouteSpecifier: &hcm.HttpConnectionManager_RouteConfig{RouteConfig: &route.RouteConfiguration{
+				Name:         name,
+				VirtualHosts: []*route.VirtualHost{{Name: name, Domains: []string{"*"}}},
+			}},
+			HttpFilters: []*hcm.HttpFilter{denyAllFilter()},
+		})},
+	}}
+}
+
+// isBlackHole: a chain whose tcp_proxy goes to upstream's BlackHoleCluster.
+func isBlackHole(fc *listener.FilterChain) bool {
+	for _, f := range fc.Filters {
+		if f.Name != wellknown.TCPProxy {
+			continue
+		}
+		t := &tcp.TcpProxy{}
+		if f.GetTypedConfig().UnmarshalTo(t) == nil && t.GetCluster() == util.BlackHoleCluster {
+			return true
+		}
+	}
+	return false
 }
 
 // networkRBACEnforces: a network RBAC filter with enforced rules (shadow-only ones
