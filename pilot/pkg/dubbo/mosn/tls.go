@@ -306,4 +306,3 @@ func endpointServiceAccounts(eps []*model.IstioEndpoint) []string {
 	}
 	return sets.SortedList(s)
 }
-
