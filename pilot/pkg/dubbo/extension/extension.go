@@ -182,6 +182,7 @@ func start(s *bootstrap.Server, args *bootstrap.PilotArgs, stop <-chan struct{})
 			return err
 		}
 		ctl.SetPusher(s.XDSServer)
+		ctl.SetTrustDomain(func() string { return s.XDSServer.Env.Mesh().GetTrustDomain() })
 		s.ServiceController().AddRegistry(ctl)
 		s.AddDebugHandler("/debug/dubboz", "Dubbo registries, interfaces and provider instances", ctl.DebugHandler)
 		for _, w := range watchers {

@@ -62,7 +62,7 @@ var (
 	)
 	authzFailedClosed = monitoring.NewSum(
 		"dubbo_mosn_authz_rules_failed_closed_total",
-		"Authorization rules MOSN cannot express, made to fail closed instead (counted once per distinct rule, port and proxy).",
+		"Authorization rules MOSN cannot express, made to fail closed instead (counted once per distinct rule and port).",
 	)
 	tlsReason   = monitoring.CreateLabel("reason")
 	tlsClusters = monitoring.NewSum(
@@ -117,12 +117,7 @@ func (g *Generator) inboundHCM(proxy *model.Proxy, push *model.PushContext, p in
 	if rb.policies > 0 {
 		authzTranslated.Record(float64(rb.policies))
 	}
-	for _, msg := range rb.failedClosed {
-		if g.logged.first(fmt.Sprintf("proxy %s: %s; it fails closed", proxy.ID, msg)) {
-			scope.Warnf("proxy %s: %s; it fails closed (docs/security.md)", proxy.ID, msg)
-			authzFailedClosed.Increment()
-		}
-	}
+	g.reportFailedClosed(proxy, rb.failedClosed)
 	return &hcm.HttpConnectionManager{
 		StatPrefix: routeName,
 		RouteSpecifier: &hcm.HttpConnectionManager_RouteConfig{RouteConfig: &route.RouteConfiguration{
@@ -182,6 +177,17 @@ func (g *Generator) dubboInboundChains(proxy *model.Proxy, push *model.PushConte
 		})
 	}
 	return out
+}
+
+// reportFailedClosed logs and counts each problem once (per distinct policy, rule and
+// port, whichever proxy showed it first: every proxy of a workload shares them).
+func (g *Generator) reportFailedClosed(proxy *model.Proxy, problems []string) {
+	for _, msg := range problems {
+		if g.logged.first("failed closed: " + msg) {
+			scope.Warnf("MOSN authorization: %s; it fails closed (first seen for proxy %s; docs/security.md)", msg, proxy.ID)
+			authzFailedClosed.Increment()
+		}
+	}
 }
 
 // adaptVirtualInbound rewrites upstream's virtualInbound for a MOSN node (see above).
@@ -250,11 +256,7 @@ func (g *Generator) adaptOtherInboundChain(in *listener.FilterChain, proxy *mode
 	}
 	fc.Filters = kept
 	if closed {
-		msg := fmt.Sprintf("proxy %s: port %d: TCP authorization (network RBAC) cannot run in MOSN; the port is closed", proxy.ID, port)
-		if g.logged.first(msg) {
-			scope.Warn(msg + " (docs/security.md)")
-			authzFailedClosed.Increment()
-		}
+		g.reportFailedClosed(proxy, []string{fmt.Sprintf("port %d: TCP authorization (network RBAC) cannot run in MOSN: the port is closed", port)})
 		fc.Filters = closedFilters(fmt.Sprintf("inbound-closed-%d", port))
 	} else if isBlackHole(fc) {
 		// MOSN names an original-dst chain's virtual listener after its tcp_proxy
@@ -322,11 +324,6 @@ func (g *Generator) translateHTTPRBAC(hf *hcm.HttpFilter, proxy *model.Proxy, po
 		shadow := rbacTranslator{port: port, kind: httpPortKind}
 		out.ShadowRules = shadow.rules(r.ShadowRules, false)
 	}
-	for _, msg := range t.problems {
-		if g.logged.first(fmt.Sprintf("proxy %s: %s; it fails closed", proxy.ID, msg)) {
-			scope.Warnf("proxy %s: %s; it fails closed (docs/security.md)", proxy.ID, msg)
-			authzFailedClosed.Increment()
-		}
-	}
+	g.reportFailedClosed(proxy, t.problems)
 	return &hcm.HttpFilter{Name: hf.Name, ConfigType: &hcm.HttpFilter_TypedConfig{TypedConfig: protoconv.MessageToAny(out)}}
 }

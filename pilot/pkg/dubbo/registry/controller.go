@@ -141,6 +141,10 @@ func (c *Controller) SetPusher(p Pusher) {
 	}
 }
 
+// SetTrustDomain sets where the mesh's trust domain is read, for the identities
+// providers declare (ServiceAccountParam). Call it before Run.
+func (c *Controller) SetTrustDomain(f func() string) { c.opts.TrustDomain = f }
+
 // Provider implements serviceregistry.Instance.
 func (c *Controller) Provider() provider.ID { return ProviderID }
 

@@ -21,6 +21,7 @@ import (
 
 	"istio.io/istio/pilot/pkg/model"
 	"istio.io/istio/pkg/config/labels"
+	"istio.io/istio/pkg/spiffe"
 
 	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/provider"
 )
@@ -29,6 +30,16 @@ import (
 // become endpoint labels. Volatile parameters (timestamp, pid, ...) never do: a label
 // change is an endpoint change, and they would cause a push at every restart.
 var DefaultLabelKeys = []string{"version", "group", "application", "dubbo.tag", "release"}
+
+// Provider parameters that declare the provider's Istio sidecar (docs/security.md,
+// "Registry providers"): a provider whose instance runs a sidecar terminating Istio
+// mutual TLS sets TLSModeParam=istio (the pod label's key and value), and its identity
+// with ServiceAccountParam (a name in the registry's namespace, <namespace>/<name>, or a
+// spiffe:// URI). Without them a registry provider is plaintext, as before.
+const (
+	TLSModeParam        = "security.istio.io/tlsMode"
+	ServiceAccountParam = "serviceAccount"
+)
 
 // RegistryLabel is the endpoint label naming the registry a provider came from.
 const RegistryLabel = "registry"
@@ -158,10 +169,36 @@ func (o *Options) toEndpoint(u *provider.URL, registry, portName string) endpoin
 		EndpointPort:    u.Port,
 		LbWeight:        weight,
 		TLSMode:         model.DisabledTLSModeLabel,
+		ServiceAccount:  o.serviceAccount(u.Params[ServiceAccountParam]),
 		Namespace:       o.Namespace,
 		WorkloadName:    workloadName(u),
 		Locality:        model.Locality{ClusterID: o.ClusterID},
 		HealthStatus:    model.Healthy,
 	}
+	if u.Params[TLSModeParam] == model.IstioMutualTLSModeLabel {
+		spec.ep.TLSMode = model.IstioMutualTLSModeLabel
+	}
 	return spec
+}
+
+// serviceAccount is the SPIFFE identity a provider declares ("" when none or invalid:
+// then no SAN can be checked and consumers' TLS to it fails closed).
+func (o *Options) serviceAccount(v string) string {
+	if v == "" || strings.HasPrefix(v, spiffe.URIPrefix) {
+		return v
+	}
+	ns, sa, ok := strings.Cut(v, "/")
+	if !ok {
+		ns, sa = o.Namespace, v
+	}
+	if ns == "" || sa == "" || strings.Contains(sa, "/") {
+		return ""
+	}
+	td := "cluster.local"
+	if o.TrustDomain != nil {
+		if t := o.TrustDomain(); t != "" {
+			td = t
+		}
+	}
+	return spiffe.MustGenSpiffeURIForTrustDomain(td, ns, sa)
 }

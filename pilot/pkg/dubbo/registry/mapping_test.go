@@ -15,11 +15,14 @@
 package registry
 
 import (
+	"net/url"
 	"strings"
 	"testing"
 
 	"istio.io/istio/pkg/config/labels"
 	"istio.io/istio/pkg/config/validation/agent"
+
+	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/provider"
 )
 
 func TestHostname(t *testing.T) {
@@ -65,6 +68,34 @@ func TestLabelValue(t *testing.T) {
 			if err := (labels.Instance{"k": got}).Validate(); err != nil {
 				t.Errorf("labelValue(%q) = %q is not a valid label value: %v", in, got, err)
 			}
+		}
+	}
+}
+
+// TestSidecarParams: a provider declares its Istio sidecar and identity with URL
+// parameters; without them it is plaintext with no identity (docs/security.md).
+func TestSidecarParams(t *testing.T) {
+	o := &Options{Namespace: "dubbo", TrustDomain: func() string { return "example.org" }}
+	cases := []struct {
+		params  string
+		tlsMode string
+		sa      string
+	}{
+		{"", "disabled", ""},
+		{"&security.istio.io/tlsMode=istio&serviceAccount=payment", "istio", "spiffe://example.org/ns/dubbo/sa/payment"},
+		{"&security.istio.io/tlsMode=istio&serviceAccount=shop/web", "istio", "spiffe://example.org/ns/shop/sa/web"},
+		{"&serviceAccount=spiffe://other.td/ns/a/sa/b", "disabled", "spiffe://other.td/ns/a/sa/b"},
+		{"&security.istio.io/tlsMode=disabled&serviceAccount=a/b/c", "disabled", ""}, // not an identity
+		{"&security.istio.io/tlsMode=ISTIO", "disabled", ""},                             // the value is Istio's, exactly
+	}
+	for _, tc := range cases {
+		u, err := provider.Parse("dubbo%3A//10.0.0.1%3A20880/com.example.Pay%3Finterface%3Dcom.example.Pay" + url.QueryEscape(tc.params))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ep := o.toEndpoint(u, "zk", PortName).ep
+		if ep.TLSMode != tc.tlsMode || ep.ServiceAccount != tc.sa {
+			t.Errorf("%q: tlsMode %q account %q, want %q %q", tc.params, ep.TLSMode, ep.ServiceAccount, tc.tlsMode, tc.sa)
 		}
 	}
 }

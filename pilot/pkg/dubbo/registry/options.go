@@ -51,6 +51,9 @@ type Options struct {
 	// EDSPushInterval paces endpoint pushes of Dubbo services when a Pusher is set (see
 	// pacer.go); 0 sends them through istiod's debounced queue like other registries.
 	EDSPushInterval time.Duration
+	// TrustDomain returns the mesh's trust domain, for the SPIFFE identity of providers
+	// that declare a service account (docs/security.md); nil means cluster.local.
+	TrustDomain func() string
 }
 
 // PortName is the name of the service port of the dubbo protocol.
