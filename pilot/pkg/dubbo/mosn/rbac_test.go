@@ -138,7 +138,7 @@ func TestPrincipalTranslation(t *testing.T) {
 		smExact("spiffe://cluster.local/ns/default/sa/order"),
 		smPrefix("spiffe://cluster.local/ns/default/"),
 		smSuffix("/sa/order"),
-		smRegex(".*/ns/default/.*"), // source.namespaces
+		smRegex(".*/ns/default/.*"),                            // source.namespaces
 		smRegex("spiffe://.+/ns/default/(.+/|)sa/order(/.+)?"), // serviceAccounts
 		smRegex(".+"), // presence
 		smRegex("cluster.local/ns/default/sa/order"), // without spiffe://: matches nothing in Istio; fails closed here

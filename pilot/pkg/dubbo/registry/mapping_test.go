@@ -86,7 +86,7 @@ func TestSidecarParams(t *testing.T) {
 		{"&security.istio.io/tlsMode=istio&serviceAccount=shop/web", "istio", "spiffe://example.org/ns/shop/sa/web"},
 		{"&serviceAccount=spiffe://other.td/ns/a/sa/b", "disabled", "spiffe://other.td/ns/a/sa/b"},
 		{"&security.istio.io/tlsMode=disabled&serviceAccount=a/b/c", "disabled", ""}, // not an identity
-		{"&security.istio.io/tlsMode=ISTIO", "disabled", ""},                             // the value is Istio's, exactly
+		{"&security.istio.io/tlsMode=ISTIO", "disabled", ""},                         // the value is Istio's, exactly
 	}
 	for _, tc := range cases {
 		u, err := provider.Parse("dubbo%3A//10.0.0.1%3A20880/com.example.Pay%3Finterface%3Dcom.example.Pay" + url.QueryEscape(tc.params))
