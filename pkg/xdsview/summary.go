@@ -150,8 +150,9 @@ func dubboClusters(s conformance.Snapshot) map[string]bool {
 	return out
 }
 
-// Summary writes the Dubbo view of a snapshot: listeners, which call goes where,
-// clusters and their endpoints with ports and weights.
+// Summary writes the Dubbo view of a snapshot: listeners, which call goes where, the
+// inbound ports' TLS and authorization, clusters (with their TLS) and their endpoints
+// with ports and weights.
 func Summary(w io.Writer, s conformance.Snapshot) {
 	fmt.Fprintln(w, "LISTENERS (Dubbo)")
 	for _, l := range s.Listeners {
@@ -186,6 +187,7 @@ func Summary(w io.Writer, s conformance.Snapshot) {
 			}
 		}
 	}
+	inboundSection(w, s)
 	used := dubboClusters(s)
 	eps := map[string][]string{}
 	for _, la := range s.Endpoints {
@@ -221,7 +223,7 @@ func Summary(w io.Writer, s conformance.Snapshot) {
 			}
 		}
 		sort.Strings(list)
-		fmt.Fprintf(w, "  %s  [%s %s]\n", n, c.GetType(), c.LbPolicy)
+		fmt.Fprintf(w, "  %s  [%s %s]  %s\n", n, c.GetType(), c.LbPolicy, ClusterTLS(c))
 		if len(list) == 0 {
 			fmt.Fprintln(w, "      (no endpoints)")
 		}

@@ -14,12 +14,14 @@
 
 // Command dubbo-xds connects to an istiod as a chosen proxy (a MOSN or an Envoy sidecar)
 // and prints what that proxy receives, the Dubbo way: which listeners, which call goes
-// where, which clusters and endpoints with their ports and weights. Think
+// where, each inbound port's TLS and RBAC, which clusters (with their TLS) and endpoints
+// with their ports and weights. Think
 // `istioctl proxy-config`, Dubbo-aware, for any istiod reachable on its plaintext xDS
 // port.
 //
 //	dubbo-xds --istiod 127.0.0.1:15010                         # a MOSN consumer's view
 //	dubbo-xds --ip 10.0.0.1 --meta DUBBO_APP_PORT=20880        # a provider's sidecar
+//	dubbo-xds --ip 10.0.0.1 --meta INTERCEPTION_MODE=REDIRECT  # an intercepted provider's (virtualInbound)
 //	dubbo-xds --kind envoy --json                              # raw JSON of everything
 //	dubbo-xds --watch                                          # print again as each push arrives
 //	dubbo-xds --check                                          # exit 1 on MOSN conformance violations
