@@ -112,8 +112,8 @@ func inboundPorts(proxy *model.Proxy) []inboundPort {
 
 // inboundHCM is the connection manager of one inbound port: RBAC, then every call to the
 // cluster.
-func (g *Generator) inboundHCM(proxy *model.Proxy, push *model.PushContext, p inboundPort, routeName, cluster string) *hcm.HttpConnectionManager {
-	rb := buildInboundRBAC(push, proxy, p.port, p.kind)
+func (g *Generator) inboundHCM(proxy *model.Proxy, az workloadAuthz, p inboundPort, routeName, cluster string) *hcm.HttpConnectionManager {
+	rb := az.forPort(p.port, p.kind)
 	if rb.policies > 0 {
 		authzTranslated.Record(float64(rb.policies))
 	}
@@ -151,12 +151,12 @@ func inboundTLS(push *model.PushContext, proxy *model.Proxy, port uint32, sds st
 }
 
 // dubboInboundChains are the chains of one port in virtualInbound.
-func (g *Generator) dubboInboundChains(proxy *model.Proxy, push *model.PushContext, p inboundPort, sds string) []*listener.FilterChain {
+func (g *Generator) dubboInboundChains(proxy *model.Proxy, push *model.PushContext, az workloadAuthz, p inboundPort, sds string) []*listener.FilterChain {
 	name := InboundRouteName(p.port)
 	filters := []*listener.Filter{{
 		Name: wellknown.HTTPConnectionManager,
 		ConfigType: &listener.Filter_TypedConfig{TypedConfig: protoconv.MessageToAny(
-			g.inboundHCM(proxy, push, p, name, model.BuildInboundSubsetKey(int(p.port)))),
+			g.inboundHCM(proxy, az, p, name, model.BuildInboundSubsetKey(int(p.port)))),
 		},
 	}}
 	ts, plaintext := inboundTLS(push, proxy, p.port, sds)
@@ -196,9 +196,12 @@ func (g *Generator) adaptVirtualInbound(l *listener.Listener, proxy *model.Proxy
 	ports := inboundPorts(proxy)
 	ours := map[uint32]bool{}
 	var chains []*listener.FilterChain
-	for _, p := range ports {
-		ours[p.port] = true
-		chains = append(chains, g.dubboInboundChains(proxy, push, p, sds)...)
+	if len(ports) > 0 {
+		az := newWorkloadAuthz(push, proxy)
+		for _, p := range ports {
+			ours[p.port] = true
+			chains = append(chains, g.dubboInboundChains(proxy, push, az, p, sds)...)
+		}
 	}
 	for _, fc := range l.FilterChains {
 		if ours[fc.GetFilterChainMatch().GetDestinationPort().GetValue()] {

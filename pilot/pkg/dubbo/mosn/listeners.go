@@ -71,7 +71,7 @@ func egressListener(k knobs) *listener.Listener {
 func (g *Generator) ingressListener(proxy *model.Proxy, push *model.PushContext, k knobs) *listener.Listener {
 	p := inboundPort{port: k.app, kind: dubboPortKind}
 	l := boundListener(IngressListenerName, "0.0.0.0", k.inbound, core.TrafficDirection_INBOUND,
-		g.inboundHCM(proxy, push, p, IngressRouteName, InboundClusterName(k.app)))
+		g.inboundHCM(proxy, newWorkloadAuthz(push, proxy), p, IngressRouteName, InboundClusterName(k.app)))
 	if ts, plaintext := inboundTLS(push, proxy, k.app, g.sdsPath(proxy)); ts != nil && !plaintext {
 		l.FilterChains[0].TransportSocket = ts
 	}

@@ -81,14 +81,31 @@ type rbacResult struct {
 	policies     int // policies translated (enforced ones, per action filter)
 }
 
-// buildInboundRBAC builds the MOSN RBAC filters of one inbound port of the proxy: Istio's
-// ALLOW/DENY/AUDIT policies translated, and any CUSTOM policy (ext_authz, which MOSN does
-// not have) turned into a deny of the requests it governs.
+// workloadAuthz is what Istio's authorization builder makes of the workload's policies,
+// built once per proxy and push, translated per port.
+type workloadAuthz struct {
+	local, custom []*hcm.HttpFilter
+}
+
+func newWorkloadAuthz(push *model.PushContext, proxy *model.Proxy) workloadAuthz {
+	return workloadAuthz{
+		local:  authz.NewBuilder(authz.Local, push, proxy, false).BuildHTTP(networking.ListenerClassSidecarInbound),
+		custom: authz.NewBuilder(authz.Custom, push, proxy, false).BuildHTTP(networking.ListenerClassSidecarInbound),
+	}
+}
+
+// buildInboundRBAC builds the MOSN RBAC filters of one inbound port of the proxy.
 func buildInboundRBAC(push *model.PushContext, proxy *model.Proxy, port uint32, kind portKind) rbacResult {
+	return newWorkloadAuthz(push, proxy).forPort(port, kind)
+}
+
+// forPort translates the workload's policies for one inbound port: Istio's
+// ALLOW/DENY/AUDIT policies in MOSN's forms, and any CUSTOM policy (ext_authz, which MOSN
+// does not have) turned into a deny of the requests it governs.
+func (w workloadAuthz) forPort(port uint32, kind portKind) rbacResult {
 	var res rbacResult
-	local := authz.NewBuilder(authz.Local, push, proxy, false).BuildHTTP(networking.ListenerClassSidecarInbound)
-	custom := authz.NewBuilder(authz.Custom, push, proxy, false).BuildHTTP(networking.ListenerClassSidecarInbound)
-	for _, f := range custom {
+	local := w.local
+	for _, f := range w.custom {
 		if f.Name != wellknown.HTTPRoleBasedAccessControl {
 			continue // ext_authz: MOSN has none; its RBAC companion below says what it governs
 		}
