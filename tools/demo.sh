@@ -47,14 +47,38 @@ wait_for() { # what, seconds, command...
   echo "demo: $what did not come up; see $LOGS" >&2
   exit 1
 }
+# start_dubbo3 what log err provider-args...: a tools/dubbo3 provider on fresh ports, as a
+# supervisor would run it. dubbo-go exits when its registry refuses or times out the
+# export (Polaris refuses some registrations right after its start; a loaded machine can
+# exceed dubbo-go's 3 s timeouts), and a port picked free can be taken before dubbo-go
+# binds it (the kernel hands the same range out to outgoing connections), which leaves it
+# running but never ready: either way it is started again, at most twice, on new ports.
+start_dubbo3() {
+  local what=$1 log=$2 err=$3 attempt pid off; shift 3
+  for attempt in 1 2 3; do
+    off=$(stat -c %s "$err" 2>/dev/null || echo 0)
+    "$ROOT/out/dubbo3/bin/dubbo3" provider "$@" -dubbo-port "$(free_port)" -tri-port "$(free_port)" \
+      -metadata-port "$(free_port)" -ip 127.0.0.1 >"$log" 2>>"$err" &
+    pid=$!
+    record $pid
+    ready_or_failed() { grep -q READY "$log" || ! kill -0 "$pid" || tail -c +$((off + 1)) "$err" | grep -q "address already in use"; }
+    wait_for "$what" 60 ready_or_failed
+    grep -q READY "$log" && return 0
+    # TERM first: dubbo-go unregisters what it registered (a killed instance would stay
+    # in the registry until its session expires).
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    [ "$attempt" = 3 ] && { echo "demo: $what failed 3 times; see $err" >&2; exit 1; }
+    echo "  ($what did not start: its registry refused it, or a port was taken; starting it again)"
+  done
+}
 
 ZK_PORT=2181; port_busy $ZK_PORT && ZK_PORT=$(free_port)
 GRPC=15010; port_busy $GRPC && GRPC=$(free_port)
 HTTP=8080; port_busy $HTTP && HTTP=$(free_port)
 MON=15014; port_busy $MON && MON=$(free_port)
 V1_ADMIN=$(free_port)
-G_DUBBO=$(free_port); G_TRI=$(free_port); G_META=$(free_port)
-N_DUBBO=$(free_port); N_TRI=$(free_port); N_META=$(free_port)
 # Nacos clients reach the gRPC API on the HTTP port + 1000: both must be free.
 NACOS_PORT=8848
 while port_busy $NACOS_PORT || port_busy $((NACOS_PORT + 1000)); do NACOS_PORT=$(( $(free_port) % 50000 + 10000 )); done
@@ -130,11 +154,8 @@ for i in v["interfaces"]:
 PY
 
 bold "6. Dubbo 3 apps: dubbo-go v3.3.2 (tools/dubbo3), dubbo and Triple, application-level registration (its default), in ZooKeeper and in Nacos"
-"$ROOT/out/dubbo3/bin/dubbo3" provider -zk 127.0.0.1:$ZK_PORT -app greet-dubbo3 -mode service -metadata local \
-  -interface com.example.GreetService -version 1.0.0 -dubbo-port $G_DUBBO -tri-port $G_TRI -metadata-port $G_META \
-  -ip 127.0.0.1 >"$LOGS/dubbo3-provider.log" 2>"$LOGS/dubbo3-provider.err" &
-record $!
-wait_for "the Dubbo 3 provider" 60 grep -q READY "$LOGS/dubbo3-provider.log"
+start_dubbo3 "the Dubbo 3 provider" "$LOGS/dubbo3-provider.log" "$LOGS/dubbo3-provider.err" \
+  -zk 127.0.0.1:$ZK_PORT -app greet-dubbo3 -mode service -metadata local -interface com.example.GreetService -version 1.0.0
 echo "  it registered at application level only (/services/greet-dubbo3/<ip:port>, no /dubbo/<interface>/providers)"
 wait_for "com.example.GreetService in dubbo-istiod" 30 bash -c "curl -sf http://127.0.0.1:$MON/debug/dubboz | grep -q '\"com.example.GreetService\"'"
 curl -s "http://127.0.0.1:$MON/debug/dubboz" >"$WORK/dubboz.json"
@@ -154,22 +175,9 @@ for i in v["interfaces"]:
 PY
 echo "  the same interface from another Dubbo 3 app registered in Nacos at application level"
 echo "  (service greet-nacos; the interfaces it serves come from its MetadataService):"
-# dubbo-go exits when the registry refuses or times out its export (Polaris refuses some
-# registrations right after its start, and a loaded machine can exceed dubbo-go's 3 s
-# timeouts): start it again, at most twice, as a supervisor would.
-for attempt in 1 2 3; do
-  "$ROOT/out/dubbo3/bin/dubbo3" provider -registry "nacos://127.0.0.1:$NACOS_PORT" -nacos-dir "$WORK/dubbo3-nacos" \
-    -app greet-nacos -mode service -metadata local -interface com.example.GreetService -version 1.0.0 \
-    -dubbo-port $N_DUBBO -tri-port $N_TRI -metadata-port $N_META -ip 127.0.0.1 \
-    >"$LOGS/dubbo3-nacos-provider.log" 2>>"$LOGS/dubbo3-nacos-provider.err" &
-  NACOS_APP=$!
-  record $NACOS_APP
-  ready_or_exited() { grep -q READY "$LOGS/dubbo3-nacos-provider.log" || ! kill -0 $NACOS_APP 2>/dev/null; }
-  wait_for "the Dubbo 3 provider in Nacos" 60 ready_or_exited
-  grep -q READY "$LOGS/dubbo3-nacos-provider.log" && break
-  [ $attempt = 3 ] && { echo "demo: the Dubbo 3 provider in Nacos exited 3 times; see $LOGS/dubbo3-nacos-provider.err" >&2; exit 1; }
-  echo "  (the provider exited before it was ready: its registry refused it; starting it again)"
-done
+start_dubbo3 "the Dubbo 3 provider in Nacos" "$LOGS/dubbo3-nacos-provider.log" "$LOGS/dubbo3-nacos-provider.err" \
+  -registry "nacos://127.0.0.1:$NACOS_PORT" -nacos-dir "$WORK/dubbo3-nacos" \
+  -app greet-nacos -mode service -metadata local -interface com.example.GreetService -version 1.0.0
 nacos_ready() { # dubbo-istiod serves both GreetService endpoints of the Nacos app
   curl -sf "http://127.0.0.1:$MON/debug/dubboz" | python3 -c 'import json,sys; v=json.load(sys.stdin); sys.exit(0 if sum(1 for i in v["interfaces"] if i["interface"]=="com.example.GreetService" for e in i["instances"] if e["labels"].get("registry")=="demo-nacos") >= 2 else 1)'
 }
