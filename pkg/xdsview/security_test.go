@@ -402,7 +402,8 @@ func TestInboundGenerated(t *testing.T) {
 				"      RBAC ALLOW\n" +
 				"        ns[default]-policy[refund-from-order]-rule[0]  to: service=com.example.PaymentService & method=refund  from: principal=cluster.local/ns/default/sa/order\n",
 			"  50051  mTLS STRICT  virtualInbound  route inbound-dubbo-50051  ->  inbound|50051||\n",
-			"to: path=/com.example.PaymentService/refund  from: principal=cluster.local/ns/default/sa/order\n",
+			// A Triple path fails closed in MOSN (X-Mosn-Path is the caller's): allows nothing.
+			"to: not(any)  from: principal=cluster.local/ns/default/sa/order\n",
 		}},
 		{file: "inbound-permissive-deny-method.json", want: []string{
 			"  20880  mTLS PERMISSIVE (TLS + plaintext)  virtualInbound  route inbound-dubbo-20880  ->  inbound|20880||\n" +
@@ -418,7 +419,7 @@ func TestInboundGenerated(t *testing.T) {
 		{file: "inbound-disable-allow-version-header.json", want: []string{
 			"  20880  plaintext  virtualInbound  route inbound-dubbo-20880  ->  inbound|20880||\n",
 			"to: service=com.example.PaymentService  from: version=2.0.0\n",
-			"to: path^=/com.example.PaymentService/  from: tri-service-version=2.0.0\n",
+			"to: not(any)  from: tri-service-version=2.0.0\n",
 		}},
 		{file: "inbound-explicit-strict-allow.json", explicit: true, want: []string{
 			"  20881  mTLS STRICT  inbound_dubbo  route inbound_dubbo  ->  inbound|20880|",

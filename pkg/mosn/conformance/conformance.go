@@ -654,6 +654,9 @@ func checkRBAC(where string, m *hcm.HttpConnectionManager) []string {
 				for _, u := range w.unanchored {
 					add("%s: RBAC %s policy %q (%s): %s (%s)", where, set.field, name, action, u, regexReason)
 				}
+				for _, u := range w.spoofable {
+					add("%s: RBAC %s policy %q (%s): %s is read from X-Mosn-Path/X-Mosn-Method/Authority, headers the caller sets (MOSN no longer sets them)", where, set.field, name, action, u)
+				}
 			}
 		}
 	}
@@ -663,8 +666,13 @@ func checkRBAC(where string, m *hcm.HttpConnectionManager) []string {
 // rbacWalk collects what MOSN cannot read in one RBAC policy, and the regexes it would match
 // more broadly than Envoy.
 type rbacWalk struct {
-	unreadable, unanchored []string
+	unreadable, unanchored, spoofable []string
 }
+
+// callerControlled are the names MOSN's RBAC maps url_path, :path, :method and
+// :authority to (headerMapper): ordinary headers nothing in MOSN sets, so the caller
+// chooses them, and a DENY on them is skipped by simply not sending them.
+var callerControlled = map[string]bool{":path": true, ":method": true, ":authority": true, "x-mosn-path": true, "x-mosn-method": true, "authority": true}
 
 // oneofName names the field set in a message's only oneof ("" if none).
 func oneofName(m proto.Message) string {
@@ -737,6 +745,7 @@ func (w *rbacWalk) permission(p *rbac.Permission) {
 		} else {
 			w.str("url_path", r.UrlPath.GetPath())
 		}
+		w.spoofable = append(w.spoofable, "url_path")
 	case nil:
 		w.bad("an empty permission")
 	default:
@@ -745,6 +754,9 @@ func (w *rbacWalk) permission(p *rbac.Permission) {
 }
 
 func (w *rbacWalk) header(h *route.HeaderMatcher) {
+	if callerControlled[strings.ToLower(h.GetName())] {
+		w.spoofable = append(w.spoofable, fmt.Sprintf("header %q", h.GetName()))
+	}
 	switch m := h.GetHeaderMatchSpecifier().(type) {
 	case *route.HeaderMatcher_ExactMatch, *route.HeaderMatcher_PrefixMatch, *route.HeaderMatcher_SuffixMatch,
 		*route.HeaderMatcher_PresentMatch, *route.HeaderMatcher_RangeMatch:

@@ -309,10 +309,6 @@ func allowPolicy() *rbac.Policy {
 				permHeader(&route.HeaderMatcher{Name: "version", HeaderMatchSpecifier: &route.HeaderMatcher_PrefixMatch{PrefixMatch: "1."}}),
 				permHeader(&route.HeaderMatcher{Name: "group", HeaderMatchSpecifier: &route.HeaderMatcher_SuffixMatch{SuffixMatch: "-blue"}}),
 				permHeader(&route.HeaderMatcher{Name: "x-n", HeaderMatchSpecifier: &route.HeaderMatcher_RangeMatch{RangeMatch: &typev3.Int64Range{Start: 1, End: 9}}}),
-				{Rule: &rbac.Permission_UrlPath{UrlPath: &matcher.PathMatcher{Rule: &matcher.PathMatcher_Path{Path: &matcher.StringMatcher{
-					MatchPattern: &matcher.StringMatcher_Prefix{Prefix: "/com.a.PaymentService/"}}}}}},
-				{Rule: &rbac.Permission_UrlPath{UrlPath: &matcher.PathMatcher{Rule: &matcher.PathMatcher_Path{Path: &matcher.StringMatcher{
-					MatchPattern: &matcher.StringMatcher_SafeRegex{SafeRegex: re2(`^/com\.a\.PaymentService/[^/]+$`)}}}}}},
 			}}}},
 			{Rule: &rbac.Permission_NotRule{NotRule: &rbac.Permission{Rule: &rbac.Permission_DestinationIp{DestinationIp: cidr}}}},
 			{Rule: &rbac.Permission_DestinationPort{DestinationPort: 20880}},
@@ -695,6 +691,12 @@ func TestSecurityViolations(t *testing.T) {
 		{"source.principal regex anchored only at the end", func(s *Snapshot) {
 			setPolicy(s, triple, rbac.RBAC_ALLOW, allowWith(sourcePrincipal(&matcher.StringMatcher{MatchPattern: &matcher.StringMatcher_SafeRegex{SafeRegex: re2("sa/order$")}}), nil))
 		}, `RBAC rules policy "p" (ALLOW): metadata source.principal: regex "sa/order$" is not anchored`},
+		{"url_path: the caller's X-Mosn-Path", func(s *Snapshot) {
+			setPolicy(s, triple, rbac.RBAC_DENY, allowWith(nil, urlPath(&matcher.StringMatcher{MatchPattern: &matcher.StringMatcher_Prefix{Prefix: "/com.a.B/"}})))
+		}, `RBAC rules policy "p" (DENY): url_path is read from X-Mosn-Path/X-Mosn-Method/Authority, headers the caller sets`},
+		{":method header: the caller's X-Mosn-Method", func(s *Snapshot) {
+			setPolicy(s, triple, rbac.RBAC_DENY, allowWith(nil, permHeader(headerExact(":method", "POST"))))
+		}, `RBAC rules policy "p" (DENY): header ":method" is read from X-Mosn-Path/X-Mosn-Method/Authority, headers the caller sets`},
 		{"url_path principal", func(s *Snapshot) {
 			setPolicy(s, triple, rbac.RBAC_DENY, allowWith(&rbac.Principal{Identifier: &rbac.Principal_UrlPath{UrlPath: &matcher.PathMatcher{}}}, nil))
 		}, `RBAC rules policy "p" (DENY): a url_path principal`},

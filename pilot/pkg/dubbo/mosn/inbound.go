@@ -88,23 +88,33 @@ type inboundPort struct {
 
 // inboundPorts lists the Dubbo and Triple ports of the proxy's own services (Kubernetes
 // Services selecting the pod, and the registry's providers at its IP), by port.
+//
+// A port that serves both (Dubbo 3's port unification: a dubbo and a tri provider on one
+// port) is unifiedPortKind: a Triple call on it can carry any service/method header.
 func inboundPorts(proxy *model.Proxy) []inboundPort {
-	seen := map[uint32]bool{}
-	var out []inboundPort
+	kinds := map[uint32]portKind{}
 	for _, t := range proxy.ServiceTargets {
-		sp := t.Port.ServicePort
-		if sp == nil || seen[t.Port.TargetPort] || t.Port.TargetPort == 0 {
+		sp, port := t.Port.ServicePort, t.Port.TargetPort
+		if sp == nil || port == 0 {
 			continue
 		}
+		var k portKind
 		switch {
 		case sp.Protocol == protocol.Dubbo:
-			out = append(out, inboundPort{port: t.Port.TargetPort, kind: dubboPortKind})
+			k = dubboPortKind
 		case isTriplePort(sp):
-			out = append(out, inboundPort{port: t.Port.TargetPort, kind: triplePortKind})
+			k = triplePortKind
 		default:
 			continue
 		}
-		seen[t.Port.TargetPort] = true
+		if prev, ok := kinds[port]; ok && prev != k {
+			k = unifiedPortKind
+		}
+		kinds[port] = k
+	}
+	out := make([]inboundPort, 0, len(kinds))
+	for port, k := range kinds {
+		out = append(out, inboundPort{port: port, kind: k})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].port < out[j].port })
 	return out

@@ -45,15 +45,24 @@ import (
 // closed for that policy's action — a DENY denies at least what it would have denied, an
 // ALLOW allows at most what it would have allowed — and reported.
 
-// Port kinds an inbound chain serves: Dubbo frames (routed on the decoder's headers) or
-// Triple (gRPC over HTTP/2, with a real :path).
+// Port kinds an inbound chain serves: Dubbo frames (the decoder's headers), Triple (gRPC
+// over HTTP/2), both on one port (Dubbo 3's port unification), or other HTTP.
 type portKind int
 
 const (
 	dubboPortKind portKind = iota
 	triplePortKind
-	httpPortKind // any other HTTP port (upstream's own inbound chains)
+	unifiedPortKind // dubbo and tri on one port
+	httpPortKind    // any other HTTP port (upstream's own inbound chains)
 )
+
+// MOSN's RBAC filter reads the request path (url_path, :path), method (:method) and
+// authority (:authority) from the headers X-Mosn-Path, X-Mosn-Method and Authority
+// (istio1106/filter/stream/rbac/common utils.go headerMapper): nothing in MOSN sets them
+// any more (the protocols keep these in variables), and on HTTP they are ordinary
+// headers the caller sends. A condition on them can never be trusted: on Triple and HTTP
+// ports paths, HTTP methods and hosts fail closed.
+var callerControlled = map[string]bool{":path": true, ":method": true, ":authority": true, "x-mosn-path": true, "x-mosn-method": true, "authority": true}
 
 // Headers MOSN's Dubbo decoder always sets from the frame itself, under any listener name
 // (pkg/protocol/xprotocol/dubbo/decoder.go getServiceAwareMeta). Attachments (group and
@@ -309,22 +318,23 @@ func (t *rbacTranslator) permission(p *rbacpb.Permission, broader bool) *rbacpb.
 	return permBound(broader)
 }
 
-// path translates a to.operation.paths condition. Triple calls have a real path
-// (/<interface>/<method>), which MOSN's url_path reads. A Dubbo frame has none: its
-// path is the frame's interface and method, so the same condition is written on the
-// decoder's service and method headers, exactly (interfaces contain no '/').
+// path translates a to.operation.paths condition. A Dubbo frame's path is its interface
+// and method, so the condition is written on the decoder's service and method headers,
+// exactly (interfaces contain no '/'). Triple and HTTP calls have a real path, but MOSN's
+// url_path reads it from a header the caller sets (callerControlled): it fails closed.
 func (t *rbacTranslator) path(pm *matcher.PathMatcher) (*rbacpb.Permission, bool) {
 	sm := pm.GetPath()
 	if sm == nil {
 		t.fail("a path matcher without a path")
 		return nil, false
 	}
-	if t.kind != dubboPortKind {
-		out, ok := t.stringMatcher(sm, "path")
-		if !ok {
-			return nil, false
-		}
-		return &rbacpb.Permission{Rule: &rbacpb.Permission_UrlPath{UrlPath: &matcher.PathMatcher{Rule: &matcher.PathMatcher_Path{Path: out}}}}, true
+	switch t.kind {
+	case triplePortKind, httpPortKind:
+		t.fail(fmt.Sprintf("path %v (MOSN reads an HTTP path from X-Mosn-Path, a header the caller sets)", sm))
+		return nil, false
+	case unifiedPortKind:
+		t.fail(fmt.Sprintf("path %v on a port serving dubbo and Triple (a Triple caller sets the service and method headers)", sm))
+		return nil, false
 	}
 	if sm.IgnoreCase {
 		t.fail("a case-insensitive path")
@@ -402,8 +412,15 @@ func (t *rbacTranslator) header(h *route.HeaderMatcher, what string) (*route.Hea
 			t.fail(what + " (a Dubbo frame has no such header; attachments cannot be trusted, see docs/security.md)")
 			return nil, false
 		}
-	case triplePortKind:
-		if alias, ok := tripleHeaderAliases[name]; ok {
+	case unifiedPortKind:
+		t.fail(what + " (on a port serving dubbo and Triple, a Triple caller sets any header)")
+		return nil, false
+	case triplePortKind, httpPortKind:
+		if callerControlled[name] {
+			t.fail(what + " (MOSN reads it from a header the caller sets)")
+			return nil, false
+		}
+		if alias, ok := tripleHeaderAliases[name]; ok && t.kind == triplePortKind {
 			name = alias
 		}
 	}

@@ -187,10 +187,13 @@ spec:
 				{port: 20880, method: "refund", principal: orderSA, allowed: true},
 				{port: 20880, method: "refund", principal: shopSA},
 				{port: 20880, method: "query", principal: orderSA},
-				{port: 50051, method: "refund", principal: orderSA, allowed: true},
+				// MOSN reads a Triple call's path from X-Mosn-Path, a header the caller
+				// sets: a path condition fails closed there (docs/security.md).
+				{port: 50051, method: "refund", principal: orderSA},
+				{port: 50051, method: "refund", principal: orderSA, headers: map[string]string{"X-Mosn-Path": "/" + paymentIface + "/refund"}},
 				{port: 50051, method: "query", principal: orderSA},
-				{port: 50051, method: "refund", principal: shopSA},
 			},
+			failed: 1,
 		},
 		{
 			name: "permissive-deny-method",
@@ -210,8 +213,9 @@ spec:
 				{port: 20880, method: "refund", principal: orderSA},
 				{port: 20880, method: "query", allowed: true},
 				{port: 50051, method: "refund"},
-				{port: 50051, method: "query", allowed: true},
+				{port: 50051, method: "query"}, // the path fails closed: the DENY covers every Triple call
 			},
+			failed: 1,
 		},
 		{
 			name: "disable-allow-version-header",
@@ -236,9 +240,10 @@ spec:
 				{port: 20880, method: "query", headers: map[string]string{"version": "2.0.0"}, allowed: true},
 				{port: 20880, method: "query", headers: map[string]string{"version": "1.0.0"}},
 				{port: 20880, method: "query"},
-				{port: 50051, method: "query", headers: map[string]string{"tri-service-version": "2.0.0"}, allowed: true},
+				{port: 50051, method: "query", headers: map[string]string{"tri-service-version": "2.0.0"}}, // the path fails closed
 				{port: 50051, method: "query", headers: map[string]string{"tri-service-version": "1.0.0"}},
 			},
+			failed: 1,
 		},
 		{
 			name: "strict-allow-namespace-port",
@@ -293,10 +298,34 @@ spec:
 				{port: 20880, method: "query", allowed: true},
 				{port: 20880, method: "close"},
 				{port: 50051, method: "refund", headers: map[string]string{"env": "gray"}},
-				{port: 50051, method: "refund", allowed: true},
+				{port: 50051, method: "query"}, // CUSTOM's path fails closed: it denies every Triple call
 				{port: 50051, method: "close"},
 			},
-			failed: 3, // the attachment on 20880, CUSTOM on each port
+			// 20880: the attachment, CUSTOM; 50051: CUSTOM and the two paths
+			failed: 5,
+		},
+		{
+			// Triple: by principal, port and version (a real HTTP/2 header).
+			name: "strict-allow-triple-version",
+			config: strictPA + `
+apiVersion: security.istio.io/v1beta1
+kind: AuthorizationPolicy
+metadata: {name: triple-v2-from-order, namespace: default}
+spec:
+  selector: {matchLabels: {app: payment}}
+  rules:
+  - from: [{source: {principals: [cluster.local/ns/default/sa/order]}}]
+    to: [{operation: {ports: ["50051"]}}]
+    when: [{key: "request.headers[version]", values: ["2.0.0"]}]
+`,
+			mode: model.InterceptionRedirect,
+			tls:  map[uint32]string{20880: "tls", 50051: "tls"},
+			calls: []call{
+				{port: 50051, method: "refund", principal: orderSA, headers: map[string]string{"tri-service-version": "2.0.0"}, allowed: true},
+				{port: 50051, method: "refund", principal: orderSA, headers: map[string]string{"tri-service-version": "1.0.0"}},
+				{port: 50051, method: "refund", principal: shopSA, headers: map[string]string{"tri-service-version": "2.0.0"}},
+				{port: 20880, method: "refund", principal: orderSA, headers: map[string]string{"version": "2.0.0"}},
+			},
 		},
 		{
 			name: "explicit-strict-allow",
