@@ -304,12 +304,12 @@ func (t *rbacTranslator) permission(p *rbacpb.Permission, broader bool) *rbacpb.
 	case *rbacpb.Permission_DestinationIp:
 		return p
 	case *rbacpb.Permission_Header:
-		if h, ok := t.header(r.Header, "header "+r.Header.GetName()); ok {
+		if h, ok := t.header(r.Header, "header "+r.Header.GetName(), broader); ok {
 			return &rbacpb.Permission{Rule: &rbacpb.Permission_Header{Header: h}}
 		}
 		return permBound(broader)
 	case *rbacpb.Permission_UrlPath:
-		if out, ok := t.path(r.UrlPath); ok {
+		if out, ok := t.path(r.UrlPath, broader); ok {
 			return out
 		}
 		return permBound(broader)
@@ -322,7 +322,7 @@ func (t *rbacTranslator) permission(p *rbacpb.Permission, broader bool) *rbacpb.
 // and method, so the condition is written on the decoder's service and method headers,
 // exactly (interfaces contain no '/'). Triple and HTTP calls have a real path, but MOSN's
 // url_path reads it from a header the caller sets (callerControlled): it fails closed.
-func (t *rbacTranslator) path(pm *matcher.PathMatcher) (*rbacpb.Permission, bool) {
+func (t *rbacTranslator) path(pm *matcher.PathMatcher, broader bool) (*rbacpb.Permission, bool) {
 	sm := pm.GetPath()
 	if sm == nil {
 		t.fail("a path matcher without a path")
@@ -340,76 +340,111 @@ func (t *rbacTranslator) path(pm *matcher.PathMatcher) (*rbacpb.Permission, bool
 		t.fail("a case-insensitive path")
 		return nil, false
 	}
-	exact := func(name, v string) *rbacpb.Permission {
-		return headerPerm(name, &route.HeaderMatcher{HeaderMatchSpecifier: &route.HeaderMatcher_ExactMatch{ExactMatch: v}})
+	svc, method, never, ok := dubboPath(sm)
+	switch {
+	case !ok:
+		t.fail(fmt.Sprintf("path %v on a Dubbo port", sm))
+		return nil, false
+	case never:
+		return proto.Clone(permNever).(*rbacpb.Permission), true
+	}
+	if svc != nil && broader {
+		// A Dubbo Java provider dispatches on the path (and version) attachment, which
+		// the caller sets apart from the frame's path and MOSN does not decode here: a
+		// DENY must not hinge on the frame's interface.
+		t.fail(fmt.Sprintf("the interface in path %v (the provider dispatches on the caller's path attachment, which MOSN does not see: the DENY covers the method on every interface of the port)", sm))
+		svc = nil
+	}
+	var perms []*rbacpb.Permission
+	if svc != nil {
+		perms = append(perms, headerPerm(dubboServiceHeader, svc))
+	}
+	if method != nil {
+		perms = append(perms, headerPerm(dubboMethodHeader, method))
+	}
+	if len(perms) == 0 {
+		return proto.Clone(permAny).(*rbacpb.Permission), true
+	}
+	return andPerms(perms...), true
+}
+
+// dubboPath splits a path condition into the conditions on a Dubbo call's interface and
+// method it is exactly equivalent to (nil: none), for paths /<interface>/<method>
+// (interfaces and methods contain no '/'); never: no Dubbo call has such a path; !ok: no
+// exact equivalent.
+func dubboPath(sm *matcher.StringMatcher) (svc, method *route.HeaderMatcher, never, ok bool) {
+	exact := func(v string) *route.HeaderMatcher {
+		return &route.HeaderMatcher{HeaderMatchSpecifier: &route.HeaderMatcher_ExactMatch{ExactMatch: v}}
+	}
+	prefix := func(v string) *route.HeaderMatcher {
+		return &route.HeaderMatcher{HeaderMatchSpecifier: &route.HeaderMatcher_PrefixMatch{PrefixMatch: v}}
+	}
+	suffix := func(v string) *route.HeaderMatcher {
+		return &route.HeaderMatcher{HeaderMatchSpecifier: &route.HeaderMatcher_SuffixMatch{SuffixMatch: v}}
 	}
 	switch m := sm.MatchPattern.(type) {
 	case *matcher.StringMatcher_Exact:
-		iface, method, ok := strings.Cut(strings.TrimPrefix(m.Exact, "/"), "/")
-		if !strings.HasPrefix(m.Exact, "/") || !ok || iface == "" || method == "" || strings.Contains(method, "/") {
-			// Not /<interface>/<method>: no Dubbo call has that path.
-			return proto.Clone(permNever).(*rbacpb.Permission), true
+		iface, meth, found := strings.Cut(strings.TrimPrefix(m.Exact, "/"), "/")
+		if !strings.HasPrefix(m.Exact, "/") || !found || iface == "" || meth == "" || strings.Contains(meth, "/") {
+			return nil, nil, true, true
 		}
-		return andPerms(exact(dubboServiceHeader, iface), exact(dubboMethodHeader, method)), true
+		return exact(iface), exact(meth), false, true
 	case *matcher.StringMatcher_Prefix:
-		rest, ok := strings.CutPrefix(m.Prefix, "/")
-		if !ok {
-			if m.Prefix == "" {
-				return proto.Clone(permAny).(*rbacpb.Permission), true
-			}
-			return proto.Clone(permNever).(*rbacpb.Permission), true
+		rest, found := strings.CutPrefix(m.Prefix, "/")
+		if !found {
+			return nil, nil, m.Prefix != "", true // "" matches every path
 		}
 		iface, methodPrefix, hasSlash := strings.Cut(rest, "/")
-		if !hasSlash {
-			return headerPerm(dubboServiceHeader, &route.HeaderMatcher{HeaderMatchSpecifier: &route.HeaderMatcher_PrefixMatch{PrefixMatch: iface}}), true
+		switch {
+		case !hasSlash:
+			return prefix(iface), nil, false, true
+		case strings.Contains(methodPrefix, "/"):
+			return nil, nil, true, true
+		case methodPrefix == "":
+			return exact(iface), nil, false, true
 		}
-		if strings.Contains(methodPrefix, "/") {
-			return proto.Clone(permNever).(*rbacpb.Permission), true
-		}
-		if methodPrefix == "" {
-			return exact(dubboServiceHeader, iface), true
-		}
-		return andPerms(exact(dubboServiceHeader, iface),
-			headerPerm(dubboMethodHeader, &route.HeaderMatcher{HeaderMatchSpecifier: &route.HeaderMatcher_PrefixMatch{PrefixMatch: methodPrefix}})), true
+		return exact(iface), prefix(methodPrefix), false, true
 	case *matcher.StringMatcher_Suffix:
 		i := strings.LastIndexByte(m.Suffix, '/')
 		if i < 0 {
-			return headerPerm(dubboMethodHeader, &route.HeaderMatcher{HeaderMatchSpecifier: &route.HeaderMatcher_SuffixMatch{SuffixMatch: m.Suffix}}), true
+			return nil, suffix(m.Suffix), false, true
 		}
-		before, method := m.Suffix[:i], m.Suffix[i+1:]
+		before, meth := m.Suffix[:i], m.Suffix[i+1:]
 		switch {
-		case method == "":
-			return proto.Clone(permNever).(*rbacpb.Permission), true
+		case meth == "":
+			return nil, nil, true, true
 		case before == "":
-			return exact(dubboMethodHeader, method), true
+			return nil, exact(meth), false, true
 		case strings.HasPrefix(before, "/"): // the whole path: /<interface>/<method>
 			if iface := before[1:]; iface != "" && !strings.Contains(iface, "/") {
-				return andPerms(exact(dubboServiceHeader, iface), exact(dubboMethodHeader, method)), true
+				return exact(iface), exact(meth), false, true
 			}
-			return proto.Clone(permNever).(*rbacpb.Permission), true
+			return nil, nil, true, true
 		case strings.Contains(before, "/"):
-			return proto.Clone(permNever).(*rbacpb.Permission), true
+			return nil, nil, true, true
 		}
-		return andPerms(headerPerm(dubboServiceHeader, &route.HeaderMatcher{HeaderMatchSpecifier: &route.HeaderMatcher_SuffixMatch{SuffixMatch: before}}),
-			exact(dubboMethodHeader, method)), true
+		return suffix(before), exact(meth), false, true
 	case *matcher.StringMatcher_SafeRegex:
 		if r := m.SafeRegex.GetRegex(); r == ".*" || r == ".+" {
-			return proto.Clone(permAny).(*rbacpb.Permission), true // every Dubbo call has a path
+			return nil, nil, false, true // every Dubbo call has a path
 		}
 	}
-	t.fail(fmt.Sprintf("path %v on a Dubbo port", sm))
-	return nil, false
+	return nil, nil, false, false
 }
 
 // header translates a header condition. On a Dubbo port only the headers the decoder
 // takes from the frame exist; on a Triple port Dubbo's version and group are the
 // tri-service-* headers.
-func (t *rbacTranslator) header(h *route.HeaderMatcher, what string) (*route.HeaderMatcher, bool) {
+func (t *rbacTranslator) header(h *route.HeaderMatcher, what string, broader bool) (*route.HeaderMatcher, bool) {
 	name := strings.ToLower(h.GetName())
 	switch t.kind {
 	case dubboPortKind:
 		if !dubboFrameHeaders[name] {
 			t.fail(what + " (a Dubbo frame has no such header; attachments cannot be trusted, see docs/security.md)")
+			return nil, false
+		}
+		if broader && (name == dubboVersionHeader || name == dubboServiceHeader) {
+			t.fail(what + " (the provider dispatches on the caller's path and version attachments, which MOSN does not see)")
 			return nil, false
 		}
 	case unifiedPortKind:
@@ -481,8 +516,13 @@ func anchoredRE2(re string) *matcher.RegexMatcher {
 
 func (t *rbacTranslator) principal(p *rbacpb.Principal, broader bool) *rbacpb.Principal {
 	switch r := p.Identifier.(type) {
-	case *rbacpb.Principal_Any, *rbacpb.Principal_SourceIp, *rbacpb.Principal_DirectRemoteIp, *rbacpb.Principal_RemoteIp:
+	case *rbacpb.Principal_Any, *rbacpb.Principal_SourceIp, *rbacpb.Principal_DirectRemoteIp:
 		return p
+	case *rbacpb.Principal_RemoteIp:
+		// MOSN's remote_ip also matches the first X-Forwarded-For address, which the caller
+		// sets; a sidecar's Envoy (no trusted hops) uses the connection's peer: exactly
+		// MOSN's direct_remote_ip.
+		return &rbacpb.Principal{Identifier: &rbacpb.Principal_DirectRemoteIp{DirectRemoteIp: r.RemoteIp}}
 	case *rbacpb.Principal_AndIds:
 		out := &rbacpb.Principal_Set{}
 		for _, c := range r.AndIds.Ids {
@@ -498,7 +538,7 @@ func (t *rbacTranslator) principal(p *rbacpb.Principal, broader bool) *rbacpb.Pr
 	case *rbacpb.Principal_NotId:
 		return &rbacpb.Principal{Identifier: &rbacpb.Principal_NotId{NotId: t.principal(r.NotId, !broader)}}
 	case *rbacpb.Principal_Header:
-		if h, ok := t.header(r.Header, "request.headers["+r.Header.GetName()+"]"); ok {
+		if h, ok := t.header(r.Header, "request.headers["+r.Header.GetName()+"]", broader); ok {
 			return &rbacpb.Principal{Identifier: &rbacpb.Principal_Header{Header: h}}
 		}
 		return prinBound(broader)

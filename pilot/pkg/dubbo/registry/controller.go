@@ -49,6 +49,7 @@ import (
 	"istio.io/istio/pkg/config/host"
 	"istio.io/istio/pkg/config/labels"
 	"istio.io/istio/pkg/config/protocol"
+	"istio.io/istio/pkg/config/schema/kind"
 	"istio.io/istio/pkg/config/visibility"
 	"istio.io/istio/pkg/util/sets"
 
@@ -302,6 +303,16 @@ func (c *Controller) publish(st *ifaceState, observed time.Time) {
 		c.setEndpoints(st, eps)
 		c.updateTargets(st, prev, eps)
 		switch {
+		case synced && identityChanged(prev, eps):
+			// A provider declared or dropped its sidecar or identity (docs/security.md):
+			// consumers' cluster TLS and SANs change, which only a full push carries, as
+			// upstream does when a service's accounts change.
+			c.xds.EDSCacheUpdate(c.shard, string(hostname), ns, eps)
+			c.xds.ConfigUpdate(&model.PushRequest{
+				ConfigsUpdated: sets.New(model.ConfigKey{Kind: kind.ServiceEntry, Name: string(hostname), Namespace: ns}),
+				Reason:         model.NewReasonStats(model.EndpointUpdate),
+			})
+			updateLatency.Record(time.Since(observed).Seconds())
 		case synced && c.pacer != nil:
 			c.xds.EDSCacheUpdate(c.shard, string(hostname), ns, eps)
 			c.pacer.mark(string(hostname), ns)
@@ -318,6 +329,19 @@ func (c *Controller) publish(st *ifaceState, observed time.Time) {
 		// nothing to push, but /debug/dubboz tells the published nodes by identity.
 		st.eps = eps
 	}
+}
+
+// identityChanged reports whether the sidecars or identities behind a service changed:
+// the set of (service account, TLS mode) of its endpoints.
+func identityChanged(prev, cur []*model.IstioEndpoint) bool {
+	ids := func(eps []*model.IstioEndpoint) sets.String {
+		s := sets.New[string]()
+		for _, ep := range eps {
+			s.Insert(ep.ServiceAccount + "|" + ep.TLSMode)
+		}
+		return s
+	}
+	return !ids(prev).Equals(ids(cur))
 }
 
 // sourceStates lists an interface's nodes per source, in configured order (merge input).

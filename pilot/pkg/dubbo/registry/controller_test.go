@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"istio.io/istio/pilot/pkg/model"
 	"istio.io/istio/pkg/config/host"
 
 	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/registry"
@@ -179,3 +180,29 @@ func TestOptionsValidate(t *testing.T) {
 		t.Error("two registries with one name accepted")
 	}
 }
+
+// TestDeclaredIdentityIsAFullPush: a provider that declares (or drops) its sidecar or
+// service account changes consumers' cluster TLS and SANs, which only CDS carries: a full
+// push, not the paced EDS-only update (docs/security.md).
+func TestDeclaredIdentityIsAFullPush(t *testing.T) {
+	ctl, rec := synced(t, registry.Options{EDSPushInterval: time.Hour}) // paced: EDS alone never pushes here
+	ctl.SetPusher(noPush{})
+	ctl.SetProviders("zk", iface, []string{node("10.0.0.1", 20880, iface)}, time.Now())
+	before := rec.Count("config") // the one update of becoming synced
+	ctl.SetProviders("zk", iface, []string{node("10.0.0.1", 20880, iface, "weight=50")}, time.Now())
+	if n := rec.Count("config") - before; n != 0 {
+		t.Fatalf("a weight change made %d full pushes: %v", n, rec.Calls)
+	}
+	ctl.SetProviders("zk", iface, []string{node("10.0.0.1", 20880, iface, "weight=50", "security.istio.io/tlsMode=istio", "serviceAccount=payment")}, time.Now())
+	if n := rec.Count("config") - before; n != 1 {
+		t.Fatalf("declaring a sidecar made %d full pushes, want 1: %v", n, rec.Calls)
+	}
+	ep := rec.Last(hostname)
+	if len(ep) != 1 || ep[0].TLSMode != "istio" || ep[0].ServiceAccount != "spiffe://cluster.local/ns/dubbo/sa/payment" {
+		t.Fatalf("endpoints %v", ep)
+	}
+}
+
+type noPush struct{}
+
+func (noPush) Push(*model.PushRequest) {}
