@@ -18,6 +18,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -209,6 +210,14 @@ func TestMOSNConsumerTLSPerCluster(t *testing.T) {
 		return all(clusterTLS(ledgerCluster, ledgerSAN), clusterTLS(legacyCluster, ""))(snap)
 	}, retry.Timeout(60*time.Second), retry.Delay(200*time.Millisecond))
 	checkConformance(t, snap)
+	// The mixed cluster is reported: counted (and logged) as TLS-for-all.
+	mixed := regexp.MustCompile(`(?m)^dubbo_mosn_tls_clusters_total\{[^}]*reason="mixed_endpoints"[^}]*\} ([0-9.e+]+)$`)
+	retry.UntilSuccessOrFail(t, func() error {
+		if m := mixed.FindSubmatch(p.Debug(t, "/metrics")); m == nil || string(m[1]) == "0" {
+			return errors.New(`no dubbo_mosn_tls_clusters_total{reason="mixed_endpoints"} count`)
+		}
+		return nil
+	}, retry.Timeout(30*time.Second), retry.Delay(200*time.Millisecond))
 	t.Logf("mixed endpoints: TLS for all (SAN %s); no sidecar: plaintext; %v after connecting", ledgerSAN, time.Since(start).Round(time.Millisecond))
 
 	net := harness.Client.Istio().NetworkingV1()
