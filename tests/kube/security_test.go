@@ -73,6 +73,7 @@ func TestMOSNInboundFollowsPolicies(t *testing.T) {
 	if _, err := harness.Client.Kube().CoreV1().Services(ns).Update(t.Context(), svc, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	scope(t, ns)
 	p := startIstiod(t, pilot.Options{})
 
 	// The sidecar of the pod: matched to it (and so to the Service's port) by IP and
@@ -91,6 +92,13 @@ func TestMOSNInboundFollowsPolicies(t *testing.T) {
 		return chainsAre(snap, "tls", "raw_buffer")
 	}, retry.Timeout(60*time.Second), retry.Delay(200*time.Millisecond))
 	checkConformance(t, snap)
+	// An intercepted node's outbound listeners are reached through virtualOutbound: MOSN
+	// must not bind them, and reads only deprecated_v1.bind_to_port.
+	if l := findListener(snap, "10.96.0.1_443"); l == nil {
+		t.Error("no outbound listener 10.96.0.1_443 (kubernetes.default)")
+	} else if b := l.GetDeprecatedV1().GetBindToPort(); b == nil || b.GetValue() {
+		t.Errorf("outbound listener %s: deprecated_v1 %v, want bind_to_port false", l.Name, l.GetDeprecatedV1())
+	}
 	t.Logf("(a) no PeerAuthentication (PERMISSIVE): a TLS and a plaintext chain on %d, %v after connecting", paymentPort, time.Since(start).Round(time.Millisecond))
 
 	// Envoy sidecars keep upstream's inbound: tls_inspector tells TLS apart.
@@ -187,6 +195,7 @@ func TestMOSNConsumerTLSPerCluster(t *testing.T) {
 	shop := pod(t, kube.Workload{Name: "shop-0", Namespace: ns, IP: "10.10.3.31", Labels: map[string]string{"app": "shop"}})
 	service(t, ns, "ledger", map[string]string{"app": "ledger"}, []kube.ServicePort{{Name: "dubbo-rpc", Port: 20880}}, withSidecar, without)
 	service(t, ns, "legacy", map[string]string{"app": "legacy"}, []kube.ServicePort{{Name: "dubbo-rpc", Port: 20881}}, legacy)
+	scope(t, ns)
 	p := startIstiod(t, pilot.Options{})
 
 	ledgerCluster := "outbound|20880||ledger." + ns + ".svc.cluster.local"
@@ -236,6 +245,20 @@ func TestMOSNConsumerTLSPerCluster(t *testing.T) {
 	awaitPush(t, c, adsclient.ClusterType, "DestinationRule ISTIO_MUTUAL on legacy", func() {
 		create(t, dr("legacy", networkingapi.ClientTLSSettings_ISTIO_MUTUAL), net.DestinationRules(ns).Create, net.DestinationRules(ns).Delete)
 	}, all(clusterTLS(ledgerCluster, ""), clusterTLS(legacyCluster, legacySAN)))
+}
+
+// scope limits the namespace's sidecars to its own services and kubernetes.default
+// (the API server is shared by the package's tests, whose other services would otherwise
+// reach these nodes too).
+func scope(t *testing.T, ns string) {
+	t.Helper()
+	sc := harness.Client.Istio().NetworkingV1().Sidecars(ns)
+	create(t, &networkingv1.Sidecar{
+		ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: ns},
+		Spec: networkingapi.Sidecar{Egress: []*networkingapi.IstioEgressListener{{
+			Hosts: []string{"./*", "default/kubernetes.default.svc.cluster.local"},
+		}}},
+	}, sc.Create, sc.Delete)
 }
 
 // create creates an object through the API server and deletes it when the test ends
