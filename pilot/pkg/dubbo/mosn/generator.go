@@ -138,6 +138,7 @@ func (g *Generator) generateListeners(proxy *model.Proxy, w *model.WatchedResour
 		p := listenerPort(name)
 		return p == int(k.outbound) || (withInbound && p == int(k.inbound))
 	}
+	intercepted := proxy.GetInterceptionMode() != model.InterceptionNone
 	out := make(model.Resources, 0, len(up)+2)
 	for _, r := range up {
 		if collides(r.Name) {
@@ -153,6 +154,10 @@ func (g *Generator) generateListeners(proxy *model.Proxy, w *model.WatchedResour
 				return nil, details, fmt.Errorf("mosn: listener %s: %v", r.Name, err)
 			}
 			r = resource(r.Name, adapted)
+		} else if intercepted {
+			if r, err = unboundForMOSN(r); err != nil {
+				return nil, details, err
+			}
 		}
 		out = append(out, r)
 	}
@@ -161,6 +166,22 @@ func (g *Generator) generateListeners(proxy *model.Proxy, w *model.WatchedResour
 		out = append(out, resource(IngressListenerName, g.ingressListener(proxy, req.Push, k)))
 	}
 	return out, details, nil
+}
+
+// unboundForMOSN: upstream marks the outbound listeners of an intercepted sidecar
+// unbound (reached through virtualOutbound's original-dst split) with the top-level
+// bind_to_port, which MOSN ignores: it would bind each one (e.g. 10.96.0.1:443) and fail.
+// deprecated_v1.bind_to_port is the flag MOSN reads (docs/reference/mosn-xds-facts.md).
+func unboundForMOSN(r *discovery.Resource) (*discovery.Resource, error) {
+	l := &listener.Listener{}
+	if err := r.Resource.UnmarshalTo(l); err != nil {
+		return nil, fmt.Errorf("mosn: listener %s: %v", r.Name, err)
+	}
+	if l.BindToPort == nil || l.DeprecatedV1 != nil {
+		return r, nil
+	}
+	l.DeprecatedV1 = &listener.Listener_DeprecatedV1{BindToPort: wrapperspb.Bool(l.BindToPort.GetValue())}
+	return resource(r.Name, l), nil
 }
 
 // explicitInbound: the bound inbound_dubbo listener, for providers whose traffic is not

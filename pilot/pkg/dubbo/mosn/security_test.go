@@ -520,3 +520,32 @@ func denyPoliciesKept(t *testing.T, f *fakeProvider, chains map[uint32][]*listen
 		}
 	}
 }
+
+// TestInterceptedOutboundUnbound: upstream marks an intercepted sidecar's outbound
+// listeners unbound with the top-level bind_to_port, which MOSN ignores (it would bind
+// 240.0.0.5:3306 and fail); a MOSN node gets deprecated_v1.bind_to_port, which it reads.
+func TestInterceptedOutboundUnbound(t *testing.T) {
+	f := newFakeProvider(t, `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: db, namespace: default}
+spec:
+  hosts: [db.example.com]
+  addresses: [240.0.0.5]
+  ports: [{number: 3306, name: tcp, protocol: TCP}]
+  location: MESH_EXTERNAL
+  resolution: STATIC
+  endpoints: [{address: 10.200.0.50}]
+`, model.InterceptionRedirect)
+	ls := decode(t, f.generate(t, v3.ListenerType), func() *listener.Listener { return &listener.Listener{} })
+	l := ls["240.0.0.5_3306"]
+	if l == nil {
+		t.Fatalf("no listener 240.0.0.5_3306 (have %d)", len(ls))
+	}
+	if l.GetDeprecatedV1().GetBindToPort() == nil || l.GetDeprecatedV1().GetBindToPort().GetValue() {
+		t.Fatalf("240.0.0.5_3306: deprecated_v1 %v, want bind_to_port false", l.GetDeprecatedV1())
+	}
+	if v := conformance.Check(conformance.Snapshot{Listeners: values(ls)}); len(v) > 0 {
+		t.Errorf("conformance:\n%s", strings.Join(v, "\n"))
+	}
+}

@@ -185,8 +185,9 @@ func tlsInputs(eps []*model.IstioEndpoint) string {
 //     whose sidecar terminates Istio mTLS, and the endpoints without one fail the
 //     handshake (reported);
 //   - SDS goes over google_grpc to the node's socket; exactly one SAN is checked: the
-//     one upstream put, else the endpoints' service account; with several, the first in
-//     order (reported: the endpoints under the others fail the handshake).
+//     one upstream put, else the endpoints' service account; of several, those of
+//     endpoints with a sidecar, and then the first in order (reported: the endpoints under
+//     the others fail the handshake).
 //
 // It reports whether it changed the cluster.
 func adaptClusterTLS(c *cluster.Cluster, eps []*model.IstioEndpoint, sdsPath string) (clusterTLS, bool, error) {
@@ -229,6 +230,15 @@ func adaptClusterTLS(c *cluster.Cluster, eps []*model.IstioEndpoint, sdsPath str
 	}
 	commonForMOSN(u.CommonTlsContext, sdsPath)
 	sans := subjectAltNames(u.CommonTlsContext)
+	if len(sans) > 1 {
+		// Upstream lists the service accounts of every endpoint, those without a sidecar
+		// too (Kubernetes pods run as "default"): only a sidecar presents a certificate.
+		if withSidecar := endpointServiceAccounts(eps); len(withSidecar) > 0 {
+			if both := slices.DeleteFunc(slices.Clone(sans), func(s string) bool { return !slices.Contains(withSidecar, s) }); len(both) > 0 {
+				sans = both
+			}
+		}
+	}
 	if len(sans) != 1 {
 		if len(sans) == 0 {
 			sans = endpointServiceAccounts(eps)

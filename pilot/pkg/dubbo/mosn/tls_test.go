@@ -85,6 +85,10 @@ func TestClusterTLSForMOSN(t *testing.T) {
 			[]*model.IstioEndpoint{ep(istio, saA), ep(istio, saA)}, true, saA, "", true},
 		{"auto mTLS, mixed: TLS for all, reported", &cluster.Cluster{Name: "a", TransportSocketMatches: autoMTLS(saA)},
 			[]*model.IstioEndpoint{ep(istio, saA), ep(disabled, "")}, true, saA, tlsMixedEndpoints, true},
+		// Upstream lists every endpoint's account, a Kubernetes pod without a sidecar
+		// too: the one checked must be the sidecar's (it alone presents a certificate).
+		{"auto mTLS, mixed, the plain endpoint's account listed: the sidecar's", &cluster.Cluster{Name: "a", TransportSocketMatches: autoMTLS(saA, saB)},
+			[]*model.IstioEndpoint{ep(disabled, saA), ep(istio, saB)}, true, saB, tlsMixedEndpoints, true},
 		{"auto mTLS, two service accounts: the first, reported", &cluster.Cluster{Name: "a", TransportSocketMatches: autoMTLS(saB, saA)},
 			[]*model.IstioEndpoint{ep(istio, saA), ep(istio, saB)}, true, saA, tlsManySANs, true},
 		{"ISTIO_MUTUAL without SANs: the endpoints' account", &cluster.Cluster{Name: "e", TransportSocket: istioTLS()},
