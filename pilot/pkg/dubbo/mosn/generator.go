@@ -154,8 +154,8 @@ func (g *Generator) generateListeners(proxy *model.Proxy, w *model.WatchedResour
 				return nil, details, fmt.Errorf("mosn: listener %s: %v", r.Name, err)
 			}
 			r = resource(r.Name, adapted)
-		} else if intercepted {
-			if r, err = unboundForMOSN(r); err != nil {
+		} else if intercepted || bytes.Contains(r.Resource.GetValue(), listenerFilterPrefix) {
+			if r, err = listenerForMOSN(r); err != nil {
 				return nil, details, err
 			}
 		}
@@ -168,19 +168,39 @@ func (g *Generator) generateListeners(proxy *model.Proxy, w *model.WatchedResour
 	return out, details, nil
 }
 
-// unboundForMOSN: upstream marks the outbound listeners of an intercepted sidecar
-// unbound (reached through virtualOutbound's original-dst split) with the top-level
-// bind_to_port, which MOSN ignores: it would bind each one (e.g. 10.96.0.1:443) and fail.
-// deprecated_v1.bind_to_port is the flag MOSN reads (docs/reference/mosn-xds-facts.md).
-func unboundForMOSN(r *discovery.Resource) (*discovery.Resource, error) {
+// listenerFilterPrefix marks, in a listener's bytes, that it may have listener filters.
+var listenerFilterPrefix = []byte("envoy.filters.listener.")
+
+// listenerForMOSN repairs one of upstream's other listeners for MOSN:
+//   - upstream marks the outbound listeners of an intercepted sidecar unbound (reached
+//     through virtualOutbound's original-dst split) with the top-level bind_to_port,
+//     which MOSN ignores: it would bind each one (e.g. 10.96.0.1:443) and fail.
+//     deprecated_v1.bind_to_port is the flag MOSN reads (docs/reference/mosn-xds-facts.md);
+//   - listener filters other than original_dst (tls_inspector, http_inspector) are
+//     removed: MOSN converts none of them, and its chains do not depend on them.
+func listenerForMOSN(r *discovery.Resource) (*discovery.Resource, error) {
 	l := &listener.Listener{}
 	if err := r.Resource.UnmarshalTo(l); err != nil {
 		return nil, fmt.Errorf("mosn: listener %s: %v", r.Name, err)
 	}
-	if l.BindToPort == nil || l.DeprecatedV1 != nil {
+	changed := false
+	if l.BindToPort != nil && l.DeprecatedV1 == nil {
+		l.DeprecatedV1 = &listener.Listener_DeprecatedV1{BindToPort: wrapperspb.Bool(l.BindToPort.GetValue())}
+		changed = true
+	}
+	kept := l.ListenerFilters[:0]
+	for _, lf := range l.ListenerFilters {
+		if lf.Name == wellknown.OriginalDestination {
+			kept = append(kept, lf)
+		}
+	}
+	if len(kept) != len(l.ListenerFilters) {
+		l.ListenerFilters = kept
+		changed = true
+	}
+	if !changed {
 		return r, nil
 	}
-	l.DeprecatedV1 = &listener.Listener_DeprecatedV1{BindToPort: wrapperspb.Bool(l.BindToPort.GetValue())}
 	return resource(r.Name, l), nil
 }
 

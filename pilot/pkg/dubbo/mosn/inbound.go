@@ -20,6 +20,7 @@ import (
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	rbacpb "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	rbachttp "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
@@ -32,6 +33,7 @@ import (
 	"istio.io/istio/pilot/pkg/model"
 	"istio.io/istio/pilot/pkg/networking/plugin/authn"
 	"istio.io/istio/pilot/pkg/networking/util"
+	authzmodel "istio.io/istio/pilot/pkg/security/authz/model"
 	"istio.io/istio/pilot/pkg/util/protoconv"
 	"istio.io/istio/pkg/config/protocol"
 	"istio.io/istio/pkg/monitoring"
@@ -252,6 +254,9 @@ func (g *Generator) adaptOtherInboundChain(in *listener.FilterChain, proxy *mode
 		case wellknown.RoleBasedAccessControl:
 			closed = closed || networkRBACEnforces(f)
 			continue
+		case networkExtAuthz:
+			closed = true // CUSTOM on a TCP port: MOSN has no ext_authz
+			continue
 		case wellknown.HTTPConnectionManager:
 			m := &hcm.HttpConnectionManager{}
 			if err := f.GetTypedConfig().UnmarshalTo(m); err != nil {
@@ -311,6 +316,9 @@ func isBlackHole(fc *listener.FilterChain) bool {
 	return false
 }
 
+// networkExtAuthz is Envoy's network ext_authz filter (CUSTOM authorization on TCP ports).
+const networkExtAuthz = "envoy.filters.network.ext_authz"
+
 // networkRBACEnforces: a network RBAC filter with enforced rules (shadow-only ones
 // change nothing).
 func networkRBACEnforces(f *listener.Filter) bool {
@@ -330,6 +338,24 @@ func (g *Generator) translateHTTPRBAC(hf *hcm.HttpFilter, proxy *model.Proxy, po
 	}
 	t := rbacTranslator{port: port, kind: httpPortKind}
 	out := &rbachttp.RBAC{}
+	if r.ShadowRulesStatPrefix == authzmodel.RBACExtAuthzShadowRulesStatPrefix {
+		// CUSTOM: the shadow rules mark the requests ext_authz must decide; MOSN has no
+		// ext_authz (it drops the filter), so they are denied. Its rules are dry-run
+		// CUSTOM policies: left out.
+		governed := r.GetShadowRules()
+		if governed == nil || len(governed.Policies) == 0 {
+			return &hcm.HttpFilter{Name: hf.Name, ConfigType: &hcm.HttpFilter_TypedConfig{TypedConfig: protoconv.MessageToAny(out)}}
+		}
+		deny := &rbacpb.RBAC{Action: rbacpb.RBAC_DENY, Policies: governed.Policies}
+		var problems []string
+		for name := range governed.Policies {
+			problems = append(problems, fmt.Sprintf("port %d: policy %s: CUSTOM (ext_authz) is not available in MOSN: the calls it governs are denied", port, policyName(name)))
+		}
+		sort.Strings(problems)
+		out.Rules = t.rules(deny, true)
+		g.reportFailedClosed(proxy, append(problems, t.problems...))
+		return &hcm.HttpFilter{Name: hf.Name, ConfigType: &hcm.HttpFilter_TypedConfig{TypedConfig: protoconv.MessageToAny(out)}}
+	}
 	if r.Rules != nil {
 		out.Rules = t.rules(r.Rules, true)
 	}

@@ -20,6 +20,8 @@ import (
 	"strings"
 	"testing"
 
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	rbacpb "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	rbachttp "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
@@ -69,13 +71,22 @@ func translated(t *testing.T, action rbacpb.RBAC_Action, p *rbacpb.Policy, kind 
 	t.Helper()
 	tr := rbacTranslator{port: 20880, kind: kind}
 	rules := tr.rules(&rbacpb.RBAC{Action: action, Policies: map[string]*rbacpb.Policy{"ns[default]-policy[p]-rule[0]": p}}, true)
-	if v := conformance.Check(conformance.Snapshot{}); len(v) > 0 {
-		t.Fatal(v)
-	}
-	return []*hcm.HttpFilter{{
+	filters := []*hcm.HttpFilter{{
 		Name:       wellknown.HTTPRoleBasedAccessControl,
 		ConfigType: &hcm.HttpFilter_TypedConfig{TypedConfig: protoconv.MessageToAny(&rbachttp.RBAC{Rules: rules})},
-	}}, tr.problems
+	}}
+	// The checker reads RBAC in listeners' connection managers.
+	l := boundListener("t", "127.0.0.1", 20880, core.TrafficDirection_INBOUND, &hcm.HttpConnectionManager{
+		StatPrefix: "t",
+		RouteSpecifier: &hcm.HttpConnectionManager_RouteConfig{RouteConfig: &route.RouteConfiguration{
+			Name: "t", VirtualHosts: []*route.VirtualHost{{Name: "t", Domains: []string{"*"}}},
+		}},
+		HttpFilters: filters,
+	})
+	if v := conformance.Check(conformance.Snapshot{Listeners: []*listener.Listener{l}}); len(v) > 0 {
+		t.Fatal(v)
+	}
+	return filters, tr.problems
 }
 
 var anyPrincipal = []*rbacpb.Principal{{Identifier: &rbacpb.Principal_Any{Any: true}}}

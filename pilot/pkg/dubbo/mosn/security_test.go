@@ -84,7 +84,7 @@ func newFakeProvider(t *testing.T, config string, mode model.TrafficInterception
 			Service: "ext-authz.default.svc.cluster.local", Port: 8000,
 		}},
 	})
-	s := xdsfake.NewFakeDiscoveryServer(t, xdsfake.FakeOptions{ConfigString: paymentConfig + config, MeshConfig: m})
+	s := xdsfake.NewFakeDiscoveryServer(t, xdsfake.FakeOptions{ConfigString: paymentConfig + "---\n" + config, MeshConfig: m})
 	hook := istiocore.SkipOutboundListener
 	t.Cleanup(func() { istiocore.SkipOutboundListener = hook })
 	if _, err := Register(s.Discovery, Options{}, nil); err != nil {
@@ -138,7 +138,9 @@ func (c call) mosnCall() conformance.Call {
 	if c.port == 20880 {
 		h["service"], h["method"], h["dubbo"] = paymentIface, c.method, "2.0.2"
 	} else {
-		h["X-Mosn-Path"], h["X-Mosn-Method"], h["content-type"] = "/"+paymentIface+"/"+c.method, "POST", "application/grpc"
+		// MOSN keeps an HTTP/2 call's path in a variable, not in X-Mosn-Path (which its
+		// RBAC reads): the real path is invisible to RBAC.
+		h["content-type"] = "application/grpc"
 	}
 	for k, v := range c.headers {
 		h[k] = v
@@ -215,7 +217,7 @@ spec:
 				{port: 50051, method: "refund"},
 				{port: 50051, method: "query"}, // the path fails closed: the DENY covers every Triple call
 			},
-			failed: 1,
+			failed: 2, // the path on 50051; the interface on 20880 (the DENY covers refund on every interface)
 		},
 		{
 			name: "disable-allow-version-header",
@@ -301,8 +303,9 @@ spec:
 				{port: 50051, method: "query"}, // CUSTOM's path fails closed: it denies every Triple call
 				{port: 50051, method: "close"},
 			},
-			// 20880: the attachment, CUSTOM; 50051: CUSTOM and the two paths
-			failed: 5,
+			// 20880: the attachment, CUSTOM, the interfaces of both DENY paths; 50051:
+			// CUSTOM and the two paths
+			failed: 7,
 		},
 		{
 			// Triple: by principal, port and version (a real HTTP/2 header).
@@ -536,8 +539,27 @@ spec:
   location: MESH_EXTERNAL
   resolution: STATIC
   endpoints: [{address: 10.200.0.50}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: web, namespace: default}
+spec:
+  hosts: [web.example.com]
+  ports: [{number: 9080, name: http, protocol: HTTP}]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  endpoints: [{address: 10.200.0.60}]
 `, model.InterceptionRedirect)
 	ls := decode(t, f.generate(t, v3.ListenerType), func() *listener.Listener { return &listener.Listener{} })
+	// Upstream gives an intercepted sidecar's HTTP outbound listener http_inspector, which
+	// MOSN does not convert: removed.
+	web := ls["0.0.0.0_9080"]
+	if web == nil {
+		t.Fatalf("no listener 0.0.0.0_9080 in %v", keys(ls))
+	}
+	for _, lf := range web.ListenerFilters {
+		t.Errorf("0.0.0.0_9080: listener filter %s left", lf.Name)
+	}
 	l := ls["240.0.0.5_3306"]
 	if l == nil {
 		t.Fatalf("no listener 240.0.0.5_3306 (have %d)", len(ls))
@@ -547,5 +569,66 @@ spec:
 	}
 	if v := conformance.Check(conformance.Snapshot{Listeners: values(ls)}); len(v) > 0 {
 		t.Errorf("conformance:\n%s", strings.Join(v, "\n"))
+	}
+}
+
+// extAuthzConfig: a CUSTOM provider that resolves (a ServiceEntry for it), so upstream
+// builds its real ext_authz filters and shadow rules, not its bad-provider deny.
+const extAuthzConfig = `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ext-authz, namespace: default}
+spec:
+  hosts: [ext-authz.default.svc.cluster.local]
+  ports: [{number: 8000, name: http, protocol: HTTP}]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  endpoints: [{address: 10.200.0.99}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: close-by-ext, namespace: default}
+spec:
+  action: CUSTOM
+  provider: {name: ext-authz}
+  rules:
+  - to: [{operation: {paths: [/com.example.PaymentService/close]}}]
+`
+
+// TestCustomFailsClosed: CUSTOM (ext_authz, which MOSN drops) denies the calls it
+// governs on the Dubbo port and on the workload's other HTTP port, where upstream's
+// companion RBAC only marks them in shadow rules.
+func TestCustomFailsClosed(t *testing.T) {
+	f := newFakeProvider(t, extAuthzConfig, model.InterceptionRedirect)
+	ls := decode(t, f.generate(t, v3.ListenerType), func() *listener.Listener { return &listener.Listener{} })
+	if v := conformance.Check(conformance.Snapshot{Listeners: values(ls)}); len(v) > 0 {
+		t.Errorf("conformance:\n%s", strings.Join(v, "\n"))
+	}
+	chains := map[uint32]*listener.FilterChain{}
+	for _, fc := range ls[VirtualInboundName].GetFilterChains() {
+		if p := fc.GetFilterChainMatch().GetDestinationPort().GetValue(); p != 0 && chains[p] == nil {
+			chains[p] = fc
+		}
+	}
+	for _, tc := range []struct {
+		port    uint32
+		headers map[string]string
+		allowed bool
+	}{
+		{20880, map[string]string{"service": paymentIface, "method": "close"}, false},
+		{20880, map[string]string{"service": paymentIface, "method": "query"}, true},
+		{8080, map[string]string{":method": "GET"}, false}, // the path is unreadable on HTTP: every call
+	} {
+		fc := chains[tc.port]
+		if fc == nil {
+			t.Fatalf("no virtualInbound chain for port %d", tc.port)
+		}
+		got, dropped := conformance.Allowed(hcmOf(t, fc).HttpFilters, conformance.Call{Headers: tc.headers, LocalPort: tc.port})
+		if len(dropped) > 0 {
+			t.Errorf("port %d: MOSN drops %v", tc.port, dropped)
+		}
+		if got != tc.allowed {
+			t.Errorf("port %d %v: allowed=%v, want %v", tc.port, tc.headers, got, tc.allowed)
+		}
 	}
 }
