@@ -73,7 +73,6 @@ func TestMOSNInboundFollowsPolicies(t *testing.T) {
 	if _, err := harness.Client.Kube().CoreV1().Services(ns).Update(t.Context(), svc, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	scope(t, ns)
 	p := startIstiod(t, pilot.Options{})
 
 	// The sidecar of the pod: matched to it (and so to the Service's port) by IP and
