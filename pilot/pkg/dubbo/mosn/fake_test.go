@@ -31,6 +31,8 @@ import (
 	xdstype "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/proto"
 
+	meshconfig "istio.io/api/mesh/v1alpha1"
+
 	"istio.io/istio/pilot/pkg/model"
 	istiocore "istio.io/istio/pilot/pkg/networking/core"
 	v3 "istio.io/istio/pilot/pkg/xds/v3"
@@ -128,7 +130,27 @@ func newFakeMOSN(t *testing.T, raw map[string]any) *fakeMOSN {
 // newFakeMOSNWith is newFakeMOSN on other configuration.
 func newFakeMOSNWith(t *testing.T, configString string, raw map[string]any) *fakeMOSN {
 	t.Helper()
-	s := xdsfake.NewFakeDiscoveryServer(t, xdsfake.FakeOptions{ConfigString: configString})
+	return newFakeNode(t, fakeNode{
+		config: configString, id: "consumer.default", ip: "10.200.0.1", app: "consumer",
+		mode: model.InterceptionNone, // explicit mode, as MOSN sidecars run
+		raw:  raw,
+	})
+}
+
+// fakeNode is the MOSN sidecar a fake test sets up, in namespace default.
+type fakeNode struct {
+	config      string
+	mesh        *meshconfig.MeshConfig // nil: upstream's default
+	id, ip, app string
+	mode        model.TrafficInterceptionMode
+	raw         map[string]any
+}
+
+// newFakeNode starts upstream's fake discovery server on the node's configuration,
+// registers our generators on it as extension.go does, and sets up the node.
+func newFakeNode(t *testing.T, n fakeNode) *fakeMOSN {
+	t.Helper()
+	s := xdsfake.NewFakeDiscoveryServer(t, xdsfake.FakeOptions{ConfigString: n.config, MeshConfig: n.mesh})
 	hook := istiocore.SkipOutboundListener
 	t.Cleanup(func() { istiocore.SkipOutboundListener = hook }) // a package-level hook Register sets
 	if _, err := Register(s.Discovery, Options{}, nil); err != nil {
@@ -136,12 +158,12 @@ func newFakeMOSNWith(t *testing.T, configString string, raw map[string]any) *fak
 	}
 	md := &model.NodeMetadata{
 		Namespace: "default", ClusterID: constants.DefaultClusterName, IstioVersion: "1.31.0",
-		Generator: GeneratorName, Labels: map[string]string{"app": "consumer"},
-		InterceptionMode: model.InterceptionNone, // explicit mode, as MOSN sidecars run
-		Raw:              raw,
+		Generator: GeneratorName, Labels: map[string]string{"app": n.app},
+		InterceptionMode: n.mode,
+		Raw:              n.raw,
 	}
 	p := &model.Proxy{
-		Type: model.SidecarProxy, ID: "consumer.default", IPAddresses: []string{"10.200.0.1"},
+		Type: model.SidecarProxy, ID: n.id, IPAddresses: []string{n.ip},
 		ConfigNamespace: "default", Labels: md.Labels, Metadata: md,
 	}
 	return &fakeMOSN{s: s, proxy: s.SetupProxy(p)}

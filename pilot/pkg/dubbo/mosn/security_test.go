@@ -30,11 +30,8 @@ import (
 
 	"istio.io/istio/pilot/pkg/model"
 	"istio.io/istio/pilot/pkg/networking"
-	istiocore "istio.io/istio/pilot/pkg/networking/core"
 	"istio.io/istio/pilot/pkg/networking/plugin/authz"
 	v3 "istio.io/istio/pilot/pkg/xds/v3"
-	xdsfake "istio.io/istio/pilot/test/xds"
-	"istio.io/istio/pkg/config/constants"
 	"istio.io/istio/pkg/config/mesh"
 	"istio.io/istio/pkg/wellknown"
 
@@ -70,12 +67,9 @@ spec:
   endpoints: [{address: 10.200.0.2, labels: {app: payment}, serviceAccount: payment}]
 `
 
-type fakeProvider struct {
-	s     *xdsfake.FakeDiscoveryServer
-	proxy *model.Proxy
-}
-
-func newFakeProvider(t *testing.T, config string, mode model.TrafficInterceptionMode) *fakeProvider {
+// newFakeProvider: the MOSN sidecar of the payment workload at 10.200.0.2, with a mesh
+// whose CUSTOM provider ext-authz is declared.
+func newFakeProvider(t *testing.T, config string, mode model.TrafficInterceptionMode) *fakeMOSN {
 	t.Helper()
 	m := mesh.DefaultMeshConfig()
 	m.ExtensionProviders = append(m.ExtensionProviders, &meshconfig.MeshConfig_ExtensionProvider{
@@ -84,33 +78,10 @@ func newFakeProvider(t *testing.T, config string, mode model.TrafficInterception
 			Service: "ext-authz.default.svc.cluster.local", Port: 8000,
 		}},
 	})
-	s := xdsfake.NewFakeDiscoveryServer(t, xdsfake.FakeOptions{ConfigString: paymentConfig + "---\n" + config, MeshConfig: m})
-	hook := istiocore.SkipOutboundListener
-	t.Cleanup(func() { istiocore.SkipOutboundListener = hook })
-	if _, err := Register(s.Discovery, Options{}, nil); err != nil {
-		t.Fatal(err)
-	}
-	md := &model.NodeMetadata{
-		Namespace: "default", ClusterID: constants.DefaultClusterName, IstioVersion: "1.31.0",
-		Generator: GeneratorName, Labels: map[string]string{"app": "payment"},
-		InterceptionMode: mode,
-	}
-	p := &model.Proxy{
-		Type: model.SidecarProxy, ID: "payment-1.default", IPAddresses: []string{"10.200.0.2"},
-		ConfigNamespace: "default", Labels: md.Labels, Metadata: md,
-	}
-	return &fakeProvider{s: s, proxy: s.SetupProxy(p)}
-}
-
-func (f *fakeProvider) generate(t *testing.T, typeURL string) model.Resources {
-	t.Helper()
-	gen := f.s.Discovery.Generators[GeneratorName+"/"+typeURL]
-	req := &model.PushRequest{Forced: true, Push: f.s.PushContext()}
-	res, _, err := gen.Generate(f.proxy, &model.WatchedResource{TypeUrl: typeURL}, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res
+	return newFakeNode(t, fakeNode{
+		config: paymentConfig + "---\n" + config, mesh: m,
+		id: "payment-1.default", ip: "10.200.0.2", app: "payment", mode: mode,
+	})
 }
 
 const (
@@ -353,8 +324,8 @@ spec:
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFakeProvider(t, tc.config, tc.mode)
-			ls := decode(t, f.generate(t, v3.ListenerType), func() *listener.Listener { return &listener.Listener{} })
-			cs := decode(t, f.generate(t, v3.ClusterType), func() *cluster.Cluster { return &cluster.Cluster{} })
+			ls := decode(t, f.generate(t, v3.ListenerType, nil, nil), func() *listener.Listener { return &listener.Listener{} })
+			cs := decode(t, f.generate(t, v3.ClusterType, nil, nil), func() *cluster.Cluster { return &cluster.Cluster{} })
 			if v := conformance.Check(conformance.Snapshot{Listeners: values(ls), Clusters: values(cs)}); len(v) > 0 {
 				t.Errorf("conformance:\n%s", strings.Join(v, "\n"))
 			}
@@ -490,7 +461,7 @@ func inboundClusterOf(t *testing.T, fc *listener.FilterChain) string {
 
 // denyPoliciesKept: every DENY policy Istio builds for the workload is in every inbound
 // port's MOSN RBAC, as a DENY (a DENY never disappears).
-func denyPoliciesKept(t *testing.T, f *fakeProvider, chains map[uint32][]*listener.FilterChain) {
+func denyPoliciesKept(t *testing.T, f *fakeMOSN, chains map[uint32][]*listener.FilterChain) {
 	t.Helper()
 	want := map[string]bool{}
 	for _, hf := range authz.NewBuilder(authz.Local, f.s.PushContext(), f.proxy, false).BuildHTTP(networking.ListenerClassSidecarInbound) {
@@ -550,7 +521,7 @@ spec:
   resolution: STATIC
   endpoints: [{address: 10.200.0.60}]
 `, model.InterceptionRedirect)
-	ls := decode(t, f.generate(t, v3.ListenerType), func() *listener.Listener { return &listener.Listener{} })
+	ls := decode(t, f.generate(t, v3.ListenerType, nil, nil), func() *listener.Listener { return &listener.Listener{} })
 	// Upstream gives an intercepted sidecar's HTTP outbound listener http_inspector, which
 	// MOSN does not convert: removed.
 	web := ls["0.0.0.0_9080"]
@@ -600,7 +571,7 @@ spec:
 // companion RBAC only marks them in shadow rules.
 func TestCustomFailsClosed(t *testing.T) {
 	f := newFakeProvider(t, extAuthzConfig, model.InterceptionRedirect)
-	ls := decode(t, f.generate(t, v3.ListenerType), func() *listener.Listener { return &listener.Listener{} })
+	ls := decode(t, f.generate(t, v3.ListenerType, nil, nil), func() *listener.Listener { return &listener.Listener{} })
 	if v := conformance.Check(conformance.Snapshot{Listeners: values(ls)}); len(v) > 0 {
 		t.Errorf("conformance:\n%s", strings.Join(v, "\n"))
 	}
