@@ -200,6 +200,7 @@ type rbacTranslator struct {
 	port     uint32
 	kind     portKind
 	policy   string
+	deny     bool // the policy being translated is a DENY
 	problems []string
 }
 
@@ -213,6 +214,7 @@ func (t *rbacTranslator) rules(in *rbacpb.RBAC, enforce bool) *rbacpb.RBAC {
 	for _, n := range names {
 		p := in.Policies[n]
 		t.policy = policyName(n)
+		t.deny = in.Action == rbacpb.RBAC_DENY
 		before := len(t.problems)
 		// A DENY must match at least as much; ALLOW and LOG at most.
 		broader := in.Action == rbacpb.RBAC_DENY
@@ -348,11 +350,16 @@ func (t *rbacTranslator) path(pm *matcher.PathMatcher, broader bool) (*rbacpb.Pe
 	case never:
 		return proto.Clone(permNever).(*rbacpb.Permission), true
 	}
-	if svc != nil && broader {
+	if svc != nil && t.deny {
 		// A Dubbo Java provider dispatches on the path (and version) attachment, which
 		// the caller sets apart from the frame's path and MOSN does not decode here: a
-		// DENY must not hinge on the frame's interface.
+		// DENY must not hinge on the frame's interface. Where the DENY must match more,
+		// the interface is dropped (the method, which the provider runs from the frame,
+		// stays); under a not, where it must match less, the condition never holds.
 		t.fail(fmt.Sprintf("the interface in path %v (the provider dispatches on the caller's path attachment, which MOSN does not see: the DENY covers the method on every interface of the port)", sm))
+		if !broader {
+			return proto.Clone(permNever).(*rbacpb.Permission), true
+		}
 		svc = nil
 	}
 	var perms []*rbacpb.Permission
@@ -443,7 +450,7 @@ func (t *rbacTranslator) header(h *route.HeaderMatcher, what string, broader boo
 			t.fail(what + " (a Dubbo frame has no such header; attachments cannot be trusted, see docs/security.md)")
 			return nil, false
 		}
-		if broader && (name == dubboVersionHeader || name == dubboServiceHeader) {
+		if t.deny && (name == dubboVersionHeader || name == dubboServiceHeader) {
 			t.fail(what + " (the provider dispatches on the caller's path and version attachments, which MOSN does not see)")
 			return nil, false
 		}

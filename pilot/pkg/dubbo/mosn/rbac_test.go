@@ -219,3 +219,20 @@ func TestFailClosedPolarity(t *testing.T) {
 		})
 	}
 }
+
+// TestDenyNotPathSpoofed: a DENY of every call but /X/m ("notPaths") must still deny Z.m
+// sent as if it were X.m (the provider runs the service its path attachment names, which
+// MOSN does not see): the interface condition under the not cannot hold.
+func TestDenyNotPathSpoofed(t *testing.T) {
+	path := &rbacpb.Permission{Rule: &rbacpb.Permission_UrlPath{UrlPath: &matcher.PathMatcher{Rule: &matcher.PathMatcher_Path{Path: smExact("/com.example.X/m")}}}}
+	p := &rbacpb.Policy{Permissions: []*rbacpb.Permission{{Rule: &rbacpb.Permission_NotRule{NotRule: path}}}, Principals: anyPrincipal}
+	filters, problems := translated(t, rbacpb.RBAC_DENY, p, dubboPortKind)
+	if len(problems) != 1 {
+		t.Fatalf("problems %v, want the interface reported", problems)
+	}
+	// The frame says X.m; the app may run Z.m: denied.
+	allowed, _ := conformance.Allowed(filters, conformance.Call{Headers: map[string]string{"service": "com.example.X", "method": "m"}})
+	if allowed {
+		t.Error("a call presenting X.m is allowed: a caller naming another service in its path attachment gets through")
+	}
+}
