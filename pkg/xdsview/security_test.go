@@ -409,7 +409,9 @@ func TestInboundGenerated(t *testing.T) {
 			"  20880  mTLS PERMISSIVE (TLS + plaintext)  virtualInbound  route inbound-dubbo-20880  ->  inbound|20880||\n" +
 				"      tls: sds /var/run/secrets/workload-spiffe-uds/socket\n" +
 				"      RBAC DENY\n" +
-				"        ns[default]-policy[no-refund]-rule[0]  to: service=com.example.PaymentService & method=refund  from: any\n",
+				// A DENY does not hinge on the interface (the provider dispatches on the
+				// caller's path attachment): the method on every interface, generic calls too.
+				"        ns[default]-policy[no-refund]-rule[0]  to: method=refund | method=$invoke | method=$invokeAsync  from: any\n",
 		}},
 		{file: "inbound-strict-allow-namespace-port.json", want: []string{
 			"ns[default]-policy[shop-on-dubbo]-rule[0]  to: any  from: principal~^(?:.*/ns/shop/.*)$\n",

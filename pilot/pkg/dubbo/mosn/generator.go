@@ -25,6 +25,7 @@ import (
 	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -171,14 +172,93 @@ func (g *Generator) generateListeners(proxy *model.Proxy, w *model.WatchedResour
 // listenerFilterPrefix marks, in a listener's bytes, that it may have listener filters.
 var listenerFilterPrefix = []byte("envoy.filters.listener.")
 
+// Field numbers of the Listener fields listenerForMOSN reads in the encoding.
+var (
+	listenerFields   = (&listener.Listener{}).ProtoReflect().Descriptor().Fields()
+	bindToPortNum    = listenerFields.ByName("bind_to_port").Number()
+	deprecatedV1Num  = listenerFields.ByName("deprecated_v1").Number()
+	deprecatedV1Bind = (&listener.Listener_DeprecatedV1{}).ProtoReflect().Descriptor().Fields().ByName("bind_to_port").Number()
+)
+
 // listenerForMOSN repairs one of upstream's other listeners for MOSN:
 //   - upstream marks the outbound listeners of an intercepted sidecar unbound (reached
 //     through virtualOutbound's original-dst split) with the top-level bind_to_port,
 //     which MOSN ignores: it would bind each one (e.g. 10.96.0.1:443) and fail.
-//     deprecated_v1.bind_to_port is the flag MOSN reads (docs/reference/mosn-xds-facts.md);
+//     deprecated_v1.bind_to_port is the flag MOSN reads (docs/reference/mosn-xds-facts.md).
+//     It is appended to the encoding (a message field given twice merges), so the
+//     listener is not decoded for it;
 //   - listener filters other than original_dst (tls_inspector, http_inspector) are
-//     removed: MOSN converts none of them, and its chains do not depend on them.
+//     removed: MOSN converts none of them (it logs and drops them), and its chains do
+//     not depend on them.
 func listenerForMOSN(r *discovery.Resource) (*discovery.Resource, error) {
+	b := r.Resource.GetValue()
+	if bytes.Contains(b, listenerFilterPrefix) {
+		return decodedListenerForMOSN(r)
+	}
+	bind, hasBind, hasV1, err := scanBindToPort(b)
+	if err != nil {
+		return nil, fmt.Errorf("mosn: listener %s: %v", r.Name, err)
+	}
+	if !hasBind || hasV1 {
+		return r, nil
+	}
+	var v []byte // google.protobuf.BoolValue{value: bind}
+	if bind {
+		v = protowire.AppendVarint(protowire.AppendTag(nil, 1, protowire.VarintType), 1)
+	}
+	v1 := protowire.AppendBytes(protowire.AppendTag(nil, deprecatedV1Bind, protowire.BytesType), v)
+	out := append(append(make([]byte, 0, len(b)+len(v1)+4), b...), protowire.AppendBytes(protowire.AppendTag(nil, deprecatedV1Num, protowire.BytesType), v1)...)
+	return &discovery.Resource{Name: r.Name, Resource: &anypb.Any{TypeUrl: r.Resource.GetTypeUrl(), Value: out}}, nil
+}
+
+// scanBindToPort reads a Listener encoding's top-level bind_to_port (and whether it has
+// deprecated_v1) without decoding the rest.
+func scanBindToPort(b []byte) (bind, hasBind, hasV1 bool, err error) {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return false, false, false, protowire.ParseError(n)
+		}
+		b = b[n:]
+		m := protowire.ConsumeFieldValue(num, typ, b)
+		if m < 0 {
+			return false, false, false, protowire.ParseError(m)
+		}
+		switch num {
+		case deprecatedV1Num:
+			hasV1 = true
+		case bindToPortNum:
+			hasBind = true
+			v, vn := protowire.ConsumeBytes(b[:m])
+			if vn < 0 {
+				return false, false, false, protowire.ParseError(vn)
+			}
+			bind = false
+			for len(v) > 0 { // BoolValue: field 1, varint; the last one wins
+				fn, ft, tn := protowire.ConsumeTag(v)
+				if tn < 0 {
+					return false, false, false, protowire.ParseError(tn)
+				}
+				v = v[tn:]
+				fm := protowire.ConsumeFieldValue(fn, ft, v)
+				if fm < 0 {
+					return false, false, false, protowire.ParseError(fm)
+				}
+				if fn == 1 && ft == protowire.VarintType {
+					x, _ := protowire.ConsumeVarint(v)
+					bind = x != 0
+				}
+				v = v[fm:]
+			}
+		}
+		b = b[m:]
+	}
+	return bind, hasBind, hasV1, nil
+}
+
+// decodedListenerForMOSN is listenerForMOSN on the decoded listener (when it has
+// listener filters to remove).
+func decodedListenerForMOSN(r *discovery.Resource) (*discovery.Resource, error) {
 	l := &listener.Listener{}
 	if err := r.Resource.UnmarshalTo(l); err != nil {
 		return nil, fmt.Errorf("mosn: listener %s: %v", r.Name, err)

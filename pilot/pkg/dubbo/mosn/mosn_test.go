@@ -21,6 +21,8 @@ import (
 	"testing"
 
 	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
@@ -181,5 +183,30 @@ func TestOnceSetBounded(t *testing.T) {
 	}
 	if o.first("999") || o.first("998") {
 		t.Fatal("a recent message was reported again")
+	}
+}
+
+// TestListenerForMOSNBindToPort: the top-level bind_to_port is carried into
+// deprecated_v1 (the flag MOSN reads) by appending to the encoding; decoding the result
+// gives exactly the listener with deprecated_v1 set.
+func TestListenerForMOSNBindToPort(t *testing.T) {
+	for _, bind := range []bool{false, true} {
+		l := &listener.Listener{Name: "x", Address: util.BuildAddress("10.0.0.1", 443), BindToPort: wrapperspb.Bool(bind)}
+		r, err := listenerForMOSN(resource(l.Name, l))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := &listener.Listener{}
+		if err := r.Resource.UnmarshalTo(got); err != nil {
+			t.Fatal(err)
+		}
+		want := proto.Clone(l).(*listener.Listener)
+		want.DeprecatedV1 = &listener.Listener_DeprecatedV1{BindToPort: wrapperspb.Bool(bind)}
+		if !proto.Equal(got, want) || got.GetDeprecatedV1().GetBindToPort() == nil {
+			t.Errorf("bind %v: got %v, want %v", bind, got, want)
+		}
+		if again, _ := listenerForMOSN(r); again != r {
+			t.Errorf("bind %v: a repaired listener was repaired again", bind)
+		}
 	}
 }

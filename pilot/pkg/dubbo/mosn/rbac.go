@@ -350,13 +350,14 @@ func (t *rbacTranslator) path(pm *matcher.PathMatcher, broader bool) (*rbacpb.Pe
 	case never:
 		return proto.Clone(permNever).(*rbacpb.Permission), true
 	}
-	if svc != nil && t.deny {
+	if svc != nil && (broader || t.deny) {
 		// A Dubbo Java provider dispatches on the path (and version) attachment, which
-		// the caller sets apart from the frame's path and MOSN does not decode here: a
-		// DENY must not hinge on the frame's interface. Where the DENY must match more,
-		// the interface is dropped (the method, which the provider runs from the frame,
-		// stays); under a not, where it must match less, the condition never holds.
-		t.fail(fmt.Sprintf("the interface in path %v (the provider dispatches on the caller's path attachment, which MOSN does not see: the DENY covers the method on every interface of the port)", sm))
+		// the caller sets apart from the frame's path and MOSN does not decode here. Where
+		// the rule must match more (a DENY, or under a not in an ALLOW), the interface is
+		// dropped: the method, which the provider runs from the frame, stays. Where a
+		// DENY's condition must match less (under a not), it never holds. A plain ALLOW
+		// by interface keeps it (docs/security.md: what that leaves open).
+		t.fail(fmt.Sprintf("the interface in path %v (the provider dispatches on the caller's path attachment, which MOSN does not see)", sm))
 		if !broader {
 			return proto.Clone(permNever).(*rbacpb.Permission), true
 		}
@@ -367,7 +368,18 @@ func (t *rbacTranslator) path(pm *matcher.PathMatcher, broader bool) (*rbacpb.Pe
 		perms = append(perms, headerPerm(dubboServiceHeader, svc))
 	}
 	if method != nil {
-		perms = append(perms, headerPerm(dubboMethodHeader, method))
+		m := headerPerm(dubboMethodHeader, method)
+		if broader {
+			// Generic invocation ($invoke, on by default in Dubbo providers) runs the
+			// method named in its first argument, which MOSN cannot read: where the rule
+			// must match more, it matches generic calls too.
+			m = &rbacpb.Permission{Rule: &rbacpb.Permission_OrRules{OrRules: &rbacpb.Permission_Set{Rules: []*rbacpb.Permission{
+				m,
+				headerPerm(dubboMethodHeader, &route.HeaderMatcher{HeaderMatchSpecifier: &route.HeaderMatcher_ExactMatch{ExactMatch: "$invoke"}}),
+				headerPerm(dubboMethodHeader, &route.HeaderMatcher{HeaderMatchSpecifier: &route.HeaderMatcher_ExactMatch{ExactMatch: "$invokeAsync"}}),
+			}}}}
+		}
+		perms = append(perms, m)
 	}
 	if len(perms) == 0 {
 		return proto.Clone(permAny).(*rbacpb.Permission), true
@@ -450,7 +462,7 @@ func (t *rbacTranslator) header(h *route.HeaderMatcher, what string, broader boo
 			t.fail(what + " (a Dubbo frame has no such header; attachments cannot be trusted, see docs/security.md)")
 			return nil, false
 		}
-		if t.deny && (name == dubboVersionHeader || name == dubboServiceHeader) {
+		if (broader || t.deny) && (name == dubboVersionHeader || name == dubboServiceHeader) {
 			t.fail(what + " (the provider dispatches on the caller's path and version attachments, which MOSN does not see)")
 			return nil, false
 		}

@@ -236,3 +236,25 @@ func TestDenyNotPathSpoofed(t *testing.T) {
 		t.Error("a call presenting X.m is allowed: a caller naming another service in its path attachment gets through")
 	}
 }
+
+// TestAllowNotPathSpoofed: an ALLOW of every call but /X/m must not allow X.m sent as if
+// it were another service's m (the path attachment names X): under the not the interface
+// is dropped, so every m is excepted; and a generic call ($invoke) is excepted too.
+func TestAllowNotPathSpoofed(t *testing.T) {
+	path := &rbacpb.Permission{Rule: &rbacpb.Permission_UrlPath{UrlPath: &matcher.PathMatcher{Rule: &matcher.PathMatcher_Path{Path: smExact("/com.example.X/m")}}}}
+	p := &rbacpb.Policy{Permissions: []*rbacpb.Permission{{Rule: &rbacpb.Permission_NotRule{NotRule: path}}}, Principals: anyPrincipal}
+	filters, _ := translated(t, rbacpb.RBAC_ALLOW, p, dubboPortKind)
+	for _, c := range []struct {
+		service, method string
+		allowed         bool
+	}{
+		{"com.example.Y", "m", false},       // may run X.m
+		{"com.example.Y", "$invoke", false}, // may run X.m
+		{"com.example.Y", "other", true},
+	} {
+		allowed, _ := conformance.Allowed(filters, conformance.Call{Headers: map[string]string{"service": c.service, "method": c.method}})
+		if allowed != c.allowed {
+			t.Errorf("%s.%s: allowed=%v, want %v", c.service, c.method, allowed, c.allowed)
+		}
+	}
+}

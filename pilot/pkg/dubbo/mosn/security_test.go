@@ -184,6 +184,7 @@ spec:
 			calls: []call{
 				{port: 20880, method: "refund"},
 				{port: 20880, method: "refund", principal: orderSA},
+				{port: 20880, method: "$invoke"}, // generic invocation may run refund: denied
 				{port: 20880, method: "query", allowed: true},
 				{port: 50051, method: "refund"},
 				{port: 50051, method: "query"}, // the path fails closed: the DENY covers every Triple call

@@ -161,19 +161,16 @@ func endpointsOf(push *model.PushContext, proxy *model.Proxy, name string) []*mo
 // some have a sidecar, whether some have none, and their service accounts.
 func tlsInputs(eps []*model.IstioEndpoint) string {
 	with, without := false, false
-	var sas []string
 	for _, ep := range eps {
 		if ep.TLSMode != model.IstioMutualTLSModeLabel {
 			without = true
-			continue
-		}
-		with = true
-		if ep.ServiceAccount != "" && !slices.Contains(sas, ep.ServiceAccount) {
-			sas = append(sas, ep.ServiceAccount)
+		} else {
+			with = true
 		}
 	}
-	sort.Strings(sas)
-	return fmt.Sprintf("|%t|%t|%s", with, without, strings.Join(sas, ","))
+	// The accounts in the order the decision uses (by count): a change of majority is a
+	// change of key.
+	return fmt.Sprintf("|%t|%t|%s", with, without, strings.Join(endpointServiceAccounts(eps), ","))
 }
 
 // adaptClusterTLS decides a MOSN cluster's TLS (docs/security.md, "Consumers"):
@@ -186,8 +183,8 @@ func tlsInputs(eps []*model.IstioEndpoint) string {
 //     handshake (reported);
 //   - SDS goes over google_grpc to the node's socket; exactly one SAN is checked: the
 //     one upstream put, else the endpoints' service account; of several, those of
-//     endpoints with a sidecar, and then the first in order (reported: the endpoints under
-//     the others fail the handshake).
+//     endpoints with a sidecar, the most common first, then in order (reported: the
+//     endpoints under the others fail the handshake).
 //
 // It reports whether it changed the cluster.
 func adaptClusterTLS(c *cluster.Cluster, eps []*model.IstioEndpoint, sdsPath string) (clusterTLS, bool, error) {
@@ -233,10 +230,10 @@ func adaptClusterTLS(c *cluster.Cluster, eps []*model.IstioEndpoint, sdsPath str
 	if len(sans) > 1 {
 		// Upstream lists the service accounts of every endpoint, those without a sidecar
 		// too (Kubernetes pods run as "default"): only a sidecar presents a certificate.
-		if withSidecar := endpointServiceAccounts(eps); len(withSidecar) > 0 {
-			if both := slices.DeleteFunc(slices.Clone(sans), func(s string) bool { return !slices.Contains(withSidecar, s) }); len(both) > 0 {
-				sans = both
-			}
+		// Of those, the most common first.
+		withSidecar := endpointServiceAccounts(eps)
+		if both := slices.DeleteFunc(withSidecar, func(s string) bool { return !slices.Contains(sans, s) }); len(both) > 0 {
+			sans = both
 		}
 	}
 	if len(sans) != 1 {
@@ -307,12 +304,25 @@ func validationContext(c *tlsv3.CommonTlsContext, create bool) *tlsv3.Certificat
 	return vc
 }
 
+// endpointServiceAccounts lists the accounts of the endpoints with a sidecar, the most
+// common first (then in order): one rogue registration declaring an account cannot make
+// the majority's fail the handshake.
 func endpointServiceAccounts(eps []*model.IstioEndpoint) []string {
-	s := sets.New[string]()
+	n := map[string]int{}
 	for _, ep := range eps {
 		if ep.TLSMode == model.IstioMutualTLSModeLabel && ep.ServiceAccount != "" {
-			s.Insert(ep.ServiceAccount)
+			n[ep.ServiceAccount]++
 		}
 	}
-	return sets.SortedList(s)
+	out := make([]string, 0, len(n))
+	for sa := range n {
+		out = append(out, sa)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if n[out[i]] != n[out[j]] {
+			return n[out[i]] > n[out[j]]
+		}
+		return out[i] < out[j]
+	})
+	return out
 }

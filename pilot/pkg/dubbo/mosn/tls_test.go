@@ -91,6 +91,8 @@ func TestClusterTLSForMOSN(t *testing.T) {
 			[]*model.IstioEndpoint{ep(disabled, saA), ep(istio, saB)}, true, saB, tlsMixedEndpoints, true},
 		{"auto mTLS, two service accounts: the first, reported", &cluster.Cluster{Name: "a", TransportSocketMatches: autoMTLS(saB, saA)},
 			[]*model.IstioEndpoint{ep(istio, saA), ep(istio, saB)}, true, saA, tlsManySANs, true},
+		{"several accounts: the most common (one rogue registration does not win)", &cluster.Cluster{Name: "a", TransportSocketMatches: autoMTLS(saA, saB)},
+			[]*model.IstioEndpoint{ep(istio, saA), ep(istio, saB), ep(istio, saB)}, true, saB, tlsManySANs, true},
 		{"ISTIO_MUTUAL without SANs: the endpoints' account", &cluster.Cluster{Name: "e", TransportSocket: istioTLS()},
 			[]*model.IstioEndpoint{ep(istio, saB)}, true, saB, "", true},
 		{"ISTIO_MUTUAL, nothing known: TLS that fails closed, reported", &cluster.Cluster{Name: "e", TransportSocket: istioTLS()},

@@ -332,12 +332,16 @@ func (c *Controller) publish(st *ifaceState, observed time.Time) {
 }
 
 // identityChanged reports whether the sidecars or identities behind a service changed:
-// the set of (service account, TLS mode) of its endpoints.
+// the set of declared (service account, TLS mode) of its endpoints. Providers that
+// declare nothing count as nothing, so providers coming and going (a rolling restart)
+// stay paced EDS updates.
 func identityChanged(prev, cur []*model.IstioEndpoint) bool {
 	ids := func(eps []*model.IstioEndpoint) sets.String {
 		s := sets.New[string]()
 		for _, ep := range eps {
-			s.Insert(ep.ServiceAccount + "|" + ep.TLSMode)
+			if ep.ServiceAccount != "" || ep.TLSMode == model.IstioMutualTLSModeLabel {
+				s.Insert(ep.ServiceAccount + "|" + ep.TLSMode)
+			}
 		}
 		return s
 	}
