@@ -190,8 +190,10 @@ func TestDeclaredIdentityIsAFullPush(t *testing.T) {
 	ctl.SetProviders("zk", iface, []string{node("10.0.0.1", 20880, iface)}, time.Now())
 	before := rec.Count("config") // the one update of becoming synced
 	ctl.SetProviders("zk", iface, []string{node("10.0.0.1", 20880, iface, "weight=50")}, time.Now())
+	ctl.SetProviders("zk", iface, []string{node("10.0.0.1", 20880, iface, "weight=50"), node("10.0.0.2", 20880, iface)}, time.Now())
+	ctl.SetProviders("zk", iface, []string{node("10.0.0.1", 20880, iface, "weight=50")}, time.Now())
 	if n := rec.Count("config") - before; n != 0 {
-		t.Fatalf("a weight change made %d full pushes: %v", n, rec.Calls)
+		t.Fatalf("a weight change and a provider coming and going made %d full pushes: %v", n, rec.Calls)
 	}
 	ctl.SetProviders("zk", iface, []string{node("10.0.0.1", 20880, iface, "weight=50", "security.istio.io/tlsMode=istio", "serviceAccount=payment")}, time.Now())
 	if n := rec.Count("config") - before; n != 1 {
