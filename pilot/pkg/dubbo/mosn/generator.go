@@ -57,6 +57,8 @@ type Generator struct {
 	clusters, otherClusters, endpoints, routes *memo
 
 	logged onceSet // messages already logged (generation runs per proxy per push)
+
+	tlsInputs tlsInputCache // what TLS decisions read of endpoints, per push
 }
 
 // loggedLimit bounds the remembered log messages (per generation of onceSet): enough for
@@ -444,7 +446,7 @@ func (g *Generator) generateClusters(proxy *model.Proxy, w *model.WatchedResourc
 		if r.Name == inbound {
 			continue // ours replaces it
 		}
-		dir, _, h, _ := model.ParseSubsetKey(r.Name)
+		dir, subset, h, port := model.ParseSubsetKey(r.Name)
 		if dir != model.TrafficDirectionOutbound {
 			out = append(out, r)
 			continue
@@ -454,13 +456,13 @@ func (g *Generator) generateClusters(proxy *model.Proxy, w *model.WatchedResourc
 		if dubbo {
 			m = g.clusters
 		}
-		key := r.Name
-		var eps []*model.IstioEndpoint
+		var ce clusterEndpoints
+		inputs := ""
 		if bytes.Contains(r.Resource.GetValue(), tlsSocketName) {
-			eps = endpointsOf(req.Push, proxy, r.Name)
-			key += tlsInputs(eps) + "|" + sds
+			ce = endpointsOf(req.Push, proxy, subset, h, port)
+			inputs = g.tlsInputs.get(ce)
 		}
-		adapted, err := m.get(r.Resource, key, func() (*anypb.Any, error) {
+		adapted, err := m.getVariant(r.Resource, r.Name, inputs, sds, func() (*anypb.Any, error) {
 			c := &cluster.Cluster{}
 			if err := r.Resource.UnmarshalTo(c); err != nil {
 				return nil, err
@@ -469,7 +471,7 @@ func (g *Generator) generateClusters(proxy *model.Proxy, w *model.WatchedResourc
 			if dubbo {
 				changed = adaptDubboCluster(c)
 			}
-			d, tlsChanged, err := adaptClusterTLS(c, eps, sds)
+			d, tlsChanged, err := adaptClusterTLS(c, ce.list(), sds)
 			if err != nil {
 				return nil, err
 			}

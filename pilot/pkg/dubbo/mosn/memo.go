@@ -36,7 +36,10 @@ type memo struct {
 
 type memoKey struct {
 	name string
-	sum  uint64
+	// variant tells apart forms of one upstream resource that differ by what the
+	// adaptation reads beside it (a cluster's TLS inputs, the node's SDS path).
+	variant, variant2 string
+	sum               uint64
 }
 
 type memoEntry struct {
@@ -59,7 +62,12 @@ func (m *memo) fit(n int) {
 }
 
 func (m *memo) get(in *anypb.Any, name string, compute func() (*anypb.Any, error)) (*anypb.Any, error) {
-	k := memoKey{name, maphash.Bytes(m.seed, in.GetValue())}
+	return m.getVariant(in, name, "", "", compute)
+}
+
+// getVariant is get for one of several forms of the same upstream resource.
+func (m *memo) getVariant(in *anypb.Any, name, variant, variant2 string, compute func() (*anypb.Any, error)) (*anypb.Any, error) {
+	k := memoKey{name: name, variant: variant, variant2: variant2, sum: maphash.Bytes(m.seed, in.GetValue())}
 	m.mu.Lock()
 	if e, ok := m.cur[k]; ok && bytes.Equal(e.in, in.GetValue()) {
 		m.mu.Unlock()

@@ -19,6 +19,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -29,6 +30,7 @@ import (
 
 	"istio.io/istio/pilot/pkg/model"
 	"istio.io/istio/pilot/pkg/util/protoconv"
+	"istio.io/istio/pkg/config/host"
 	"istio.io/istio/pkg/config/labels"
 	"istio.io/istio/pkg/util/sets"
 	"istio.io/istio/pkg/wellknown"
@@ -135,12 +137,28 @@ const (
 	tlsNoServiceAccount = "no_service_account"
 )
 
-// endpointsOf lists the endpoints of an outbound cluster as the push context has them.
-func endpointsOf(push *model.PushContext, proxy *model.Proxy, name string) []*model.IstioEndpoint {
-	_, subset, h, port := model.ParseSubsetKey(name)
+// clusterEndpoints names the endpoint list of an outbound cluster in the push context
+// (service, port, subset labels); list returns it. Listing a subset filters the service's
+// endpoints, so it is done only when a TLS decision has to be made.
+type clusterEndpoints struct {
+	key    tlsInputKey
+	push   *model.PushContext
+	svc    *model.Service
+	port   int
+	labels labels.Instance
+}
+
+func (c clusterEndpoints) list() []*model.IstioEndpoint {
+	if c.svc == nil {
+		return nil
+	}
+	return c.push.ServiceEndpointsByPort(c.svc, c.port, c.labels)
+}
+
+func endpointsOf(push *model.PushContext, proxy *model.Proxy, subset string, h host.Name, port int) clusterEndpoints {
 	svc := push.ServiceForHostname(proxy, h)
 	if svc == nil {
-		return nil
+		return clusterEndpoints{}
 	}
 	var l labels.Instance
 	if subset != "" && proxy.SidecarScope != nil {
@@ -154,7 +172,45 @@ func endpointsOf(push *model.PushContext, proxy *model.Proxy, name string) []*mo
 			}
 		}
 	}
-	return push.ServiceEndpointsByPort(svc, port, l)
+	k := tlsInputKey{host: svc.Hostname, ns: svc.Attributes.Namespace, port: port}
+	if len(l) > 0 {
+		k.labels = l.String()
+	}
+	return clusterEndpoints{key: k, push: push, svc: svc, port: port, labels: l}
+}
+
+// tlsInputKey names one endpoint list of a push context.
+type tlsInputKey struct {
+	host   host.Name
+	ns     string
+	port   int
+	labels string
+}
+
+// tlsInputCache remembers tlsInputs per endpoint list for the current push context: every
+// proxy of a push asks for the same lists, and walking a large service's endpoints per
+// proxy would cost CDS more than the cluster itself.
+type tlsInputCache struct {
+	mu   sync.Mutex
+	push *model.PushContext
+	m    map[tlsInputKey]string
+}
+
+func (c *tlsInputCache) get(ce clusterEndpoints) string {
+	if ce.svc == nil {
+		return tlsInputs(nil)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.push != ce.push {
+		c.push, c.m = ce.push, map[tlsInputKey]string{}
+	}
+	v, ok := c.m[ce.key]
+	if !ok {
+		v = tlsInputs(ce.list())
+		c.m[ce.key] = v
+	}
+	return v
 }
 
 // tlsInputs is what a TLS decision reads from the endpoints, as a memo key: whether
