@@ -149,12 +149,16 @@ func (g *Generator) inboundHCM(proxy *model.Proxy, az workloadAuthz, p inboundPo
 	}
 }
 
-// inboundTLS is the port's server TLS per PeerAuthentication: the context (nil:
-// plaintext only) and whether plaintext is accepted beside it.
+// inboundTLS is the port's server TLS per PeerAuthentication: the context (nil: none)
+// and whether plaintext is accepted beside it. A mode that needs TLS without a context
+// to serve it accepts nothing (never plaintext in its place).
 func inboundTLS(push *model.PushContext, proxy *model.Proxy, port uint32, sds string) (*core.TransportSocket, bool) {
 	s := authn.NewBuilder(push, proxy).ForPort(port)
-	if s.Mode == model.MTLSDisable || s.Mode == model.MTLSUnknown || s.HTTP == nil {
+	if s.Mode == model.MTLSDisable {
 		return nil, true
+	}
+	if s.HTTP == nil {
+		return nil, false
 	}
 	ctx := proto.Clone(s.HTTP).(*tlsv3.DownstreamTlsContext)
 	commonForMOSN(ctx.CommonTlsContext, sds)
@@ -186,6 +190,14 @@ func (g *Generator) dubboInboundChains(proxy *model.Proxy, push *model.PushConte
 			Name:             name,
 			FilterChainMatch: &listener.FilterChainMatch{DestinationPort: wrapperspb.UInt32(p.port), TransportProtocol: "raw_buffer"},
 			Filters:          filters,
+		})
+	}
+	if len(out) == 0 {
+		g.reportFailedClosed(proxy, []string{fmt.Sprintf("port %d: no TLS context for its mutual TLS mode: the port is closed", p.port)})
+		out = append(out, &listener.FilterChain{
+			Name:             name,
+			FilterChainMatch: &listener.FilterChainMatch{DestinationPort: wrapperspb.UInt32(p.port)},
+			Filters:          closedFilters(name),
 		})
 	}
 	return out

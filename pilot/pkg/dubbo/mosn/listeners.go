@@ -72,8 +72,12 @@ func (g *Generator) ingressListener(proxy *model.Proxy, push *model.PushContext,
 	p := inboundPort{port: k.app, kind: dubboPortKind}
 	l := boundListener(IngressListenerName, "0.0.0.0", k.inbound, core.TrafficDirection_INBOUND,
 		g.inboundHCM(proxy, newWorkloadAuthz(push, proxy), p, IngressRouteName, InboundClusterName(k.app)))
-	if ts, plaintext := inboundTLS(push, proxy, k.app, g.sdsPath(proxy)); ts != nil && !plaintext {
+	switch ts, plaintext := inboundTLS(push, proxy, k.app, g.sdsPath(proxy)); {
+	case ts != nil && !plaintext:
 		l.FilterChains[0].TransportSocket = ts
+	case ts == nil && !plaintext: // TLS required, no context to serve it: nothing accepted
+		g.reportFailedClosed(proxy, []string{fmt.Sprintf("port %d: no TLS context for its mutual TLS mode: %s is closed", k.app, IngressListenerName)})
+		l.FilterChains[0].Filters = closedFilters(IngressRouteName)
 	}
 	return l
 }
