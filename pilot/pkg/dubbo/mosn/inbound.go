@@ -152,8 +152,8 @@ func (g *Generator) inboundHCM(proxy *model.Proxy, az workloadAuthz, p inboundPo
 // inboundTLS is the port's server TLS per PeerAuthentication: the context (nil: none)
 // and whether plaintext is accepted beside it. A mode that needs TLS without a context
 // to serve it accepts nothing (never plaintext in its place).
-func inboundTLS(push *model.PushContext, proxy *model.Proxy, port uint32, sds string) (*core.TransportSocket, bool) {
-	s := authn.NewBuilder(push, proxy).ForPort(port)
+func inboundTLS(an *authn.Builder, port uint32, sds string) (*core.TransportSocket, bool) {
+	s := an.ForPort(port)
 	if s.Mode == model.MTLSDisable {
 		return nil, true
 	}
@@ -167,7 +167,7 @@ func inboundTLS(push *model.PushContext, proxy *model.Proxy, port uint32, sds st
 }
 
 // dubboInboundChains are the chains of one port in virtualInbound.
-func (g *Generator) dubboInboundChains(proxy *model.Proxy, push *model.PushContext, az workloadAuthz, p inboundPort, sds string) []*listener.FilterChain {
+func (g *Generator) dubboInboundChains(proxy *model.Proxy, an *authn.Builder, az workloadAuthz, p inboundPort, sds string) []*listener.FilterChain {
 	name := InboundRouteName(p.port)
 	filters := []*listener.Filter{{
 		Name: wellknown.HTTPConnectionManager,
@@ -175,7 +175,7 @@ func (g *Generator) dubboInboundChains(proxy *model.Proxy, push *model.PushConte
 			g.inboundHCM(proxy, az, p, name, model.BuildInboundSubsetKey(int(p.port)))),
 		},
 	}}
-	ts, plaintext := inboundTLS(push, proxy, p.port, sds)
+	ts, plaintext := inboundTLS(an, p.port, sds)
 	var out []*listener.FilterChain
 	if ts != nil {
 		out = append(out, &listener.FilterChain{
@@ -221,10 +221,11 @@ func (g *Generator) adaptVirtualInbound(l *listener.Listener, proxy *model.Proxy
 	ours := map[uint32]bool{}
 	var chains []*listener.FilterChain
 	if len(ports) > 0 {
-		az := newWorkloadAuthz(push, proxy)
+		// Built once per proxy and push, as upstream's listener builder does.
+		az, an := newWorkloadAuthz(push, proxy), authn.NewBuilder(push, proxy)
 		for _, p := range ports {
 			ours[p.port] = true
-			chains = append(chains, g.dubboInboundChains(proxy, push, az, p, sds)...)
+			chains = append(chains, g.dubboInboundChains(proxy, an, az, p, sds)...)
 		}
 	}
 	for _, fc := range l.FilterChains {

@@ -24,6 +24,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"istio.io/istio/pilot/pkg/model"
+	"istio.io/istio/pilot/pkg/networking/plugin/authn"
 	"istio.io/istio/pilot/pkg/networking/util"
 	"istio.io/istio/pilot/pkg/util/protoconv"
 	"istio.io/istio/pkg/wellknown"
@@ -72,7 +73,7 @@ func (g *Generator) ingressListener(proxy *model.Proxy, push *model.PushContext,
 	p := inboundPort{port: k.app, kind: dubboPortKind}
 	l := boundListener(IngressListenerName, "0.0.0.0", k.inbound, core.TrafficDirection_INBOUND,
 		g.inboundHCM(proxy, newWorkloadAuthz(push, proxy), p, IngressRouteName, InboundClusterName(k.app)))
-	switch ts, plaintext := inboundTLS(push, proxy, k.app, g.sdsPath(proxy)); {
+	switch ts, plaintext := inboundTLS(authn.NewBuilder(push, proxy), k.app, g.sdsPath(proxy)); {
 	case ts != nil && !plaintext:
 		l.FilterChains[0].TransportSocket = ts
 	case ts == nil && !plaintext: // TLS required, no context to serve it: nothing accepted
