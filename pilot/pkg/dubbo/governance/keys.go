@@ -1,0 +1,86 @@
+// Copyright dubbo-istiod authors.
+//
+// Licensed under the Apache License, Version 2.0 (the "License");
+// you may not use this file except in compliance with the License.
+// You may obtain a copy of the License at
+//
+//     http://www.apache.org/licenses/LICENSE-2.0
+//
+// Unless required by applicable law or agreed to in writing, software
+// distributed under the License is distributed on an "AS IS" BASIS,
+// WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+// See the License for the specific language governing permissions and
+// limitations under the License.
+
+// Package governance reads Dubbo's governance rules, as dubbo-admin writes them to the
+// config center (ZooKeeper /dubbo/config/dubbo/<key>, Nacos group "dubbo"): override
+// rules (configurators), condition routes and tag routes, with Java Dubbo's semantics
+// (docs/governance.md). This package parses and validates them; what they become in the
+// mesh (EDS weights, routes) is built on top of it.
+package governance
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Kind is the kind of a governance rule, named by its key's suffix.
+type Kind string
+
+const (
+	KindOverride       Kind = "configurators"
+	KindConditionRoute Kind = "condition-router"
+	KindTagRoute       Kind = "tag-router"
+)
+
+// Key is a rule's config-center key, parsed: <service key>.<kind> with a service key of
+// exactly three colon-separated parts (interface:version:group, both colons always
+// present, as Java's URL.getColonSeparatedKey writes them), or <application>.<kind>.
+type Key struct {
+	Kind Kind
+	// Application is set for application-scope rules.
+	Application string
+	// Interface, Version and Group are set for service-scope rules.
+	Interface, Version, Group string
+}
+
+// Service reports whether the rule is service-scoped.
+func (k Key) Service() bool { return k.Interface != "" }
+
+// String is the key as the config center names it.
+func (k Key) String() string {
+	if k.Service() {
+		return k.Interface + ":" + k.Version + ":" + k.Group + "." + string(k.Kind)
+	}
+	return k.Application + "." + string(k.Kind)
+}
+
+// ParseKey parses a config-center key. Keys of other kinds (script routes, mesh rules,
+// dubbo-go's affinity routes) and malformed ones are errors: the caller reports and skips
+// them.
+func ParseKey(s string) (Key, error) {
+	for _, kind := range []Kind{KindOverride, KindConditionRoute, KindTagRoute} {
+		name, ok := strings.CutSuffix(s, "."+string(kind))
+		if !ok {
+			continue
+		}
+		if name == "" {
+			return Key{}, fmt.Errorf("rule key %q names no service or application", s)
+		}
+		k := Key{Kind: kind}
+		if !strings.Contains(name, ":") {
+			k.Application = name
+			return k, nil
+		}
+		parts := strings.Split(name, ":")
+		if len(parts) != 3 || parts[0] == "" {
+			return Key{}, fmt.Errorf("rule key %q: a service key is interface:version:group (both colons, even when empty)", s)
+		}
+		if kind == KindTagRoute {
+			return Key{}, fmt.Errorf("rule key %q: tag routes are per application", s)
+		}
+		k.Interface, k.Version, k.Group = parts[0], parts[1], parts[2]
+		return k, nil
+	}
+	return Key{}, fmt.Errorf("rule key %q: not an override, condition or tag rule", s)
+}
