@@ -96,15 +96,34 @@ func TestParseOverride(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.On() || len(o.Configs) != 1 || o.Configs[0].Parameters["weight"] != "200" || !o.Configs[0].Enabled.Or(true) {
-		t.Fatalf("dubbo-admin's new weight node: %+v (on=%v)", o, o.On())
+	// Top-level enabled: false, but a typed item follows its own enabled (Java's
+	// ConfigParser.parseEnabled): the weight applies.
+	if len(o.Configs) != 1 || o.Configs[0].Parameters["weight"] != "200" || !o.ItemOn(0) {
+		t.Fatalf("dubbo-admin's new weight node: %+v (item on=%v)", o, o.ItemOn(0))
+	}
+	for _, tc := range []struct {
+		body string
+		on   bool
+	}{
+		{"enabled: false\nconfigs:\n- parameters: {weight: 1}", false},                // general: the top level
+		{"configs:\n- parameters: {weight: 1}", true},                                 // default on
+		{"enabled: true\nconfigs:\n- type: weight\n  parameters: {weight: 1}", false}, // typed without enabled: off
+		{"enabled: false\nconfigs:\n- type: general\n  enabled: true\n  parameters: {weight: 1}", false},
+	} {
+		o, err := ParseOverride([]byte(tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o.ItemOn(0) != tc.on {
+			t.Errorf("%q: item on %v, want %v", tc.body, o.ItemOn(0), tc.on)
+		}
 	}
 	o, err = ParseOverride([]byte(overrideV27))
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := Params{"weight": "222", "disabled": "true", "timeout": "6666", "loadbalance": "random", "retries": "0"}
-	if !o.On() || !reflect.DeepEqual(o.Configs[0].Parameters, want) || o.Configs[0].Addresses[0] != "127.0.0.1:20880" {
+	if !o.ItemOn(0) || !reflect.DeepEqual(o.Configs[0].Parameters, want) || o.Configs[0].Addresses[0] != "127.0.0.1:20880" {
 		t.Fatalf("v2.7: %+v", o)
 	}
 	o, err = ParseOverride([]byte(overrideV30))
@@ -119,8 +138,9 @@ func TestParseOverride(t *testing.T) {
 		{"configs: [", "not YAML"},
 		{"configVersion: v9\nconfigs: []", "configVersion"},
 		{"scope: cluster\nconfigs: []", "scope"},
-		{"configs:\n- side: both", "side"},
-		{"configVersion: v2.7\nconfigs:\n- match: {param: []}", "match needs"},
+		{"configs:\n- side: both\n  parameters: {weight: 1}", "side"},
+		{"configVersion: v2.7\nconfigs:\n- match: {param: []}\n  parameters: {weight: 1}", "match needs"},
+		{"configs:\n- side: provider", "no parameters"},
 		{"configs:\n- parameters: {weight: [1, 2]}", "not a scalar"},
 		{"enabled: maybe\nconfigs: []", "not a boolean"},
 		{"- a\n- b", "not a rule"},

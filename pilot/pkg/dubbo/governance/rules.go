@@ -80,9 +80,18 @@ type Override struct {
 	Configs       []OverrideItem `json:"configs"`
 }
 
-// On reports whether the rule applies: top-level enabled: false turns it off (new
-// dubbo-admin weight nodes are written so).
-func (o *Override) On() bool { return o.Enabled.Or(true) }
+// ItemOn reports whether item i applies, as Java's ConfigParser.parseEnabled decides: an
+// item without a type (or "general") follows the rule's top-level enabled (default
+// true); a typed item (dubbo-admin's weight, balancing) follows its own enabled, and is
+// off without one. So dubbo-admin's new weight node (top-level enabled: false, its item
+// enabled: true) applies.
+func (o *Override) ItemOn(i int) bool {
+	c := o.Configs[i]
+	if c.Type == "" || c.Type == "general" {
+		return o.Enabled.Or(true)
+	}
+	return c.Enabled.Or(false)
+}
 
 // ParseOverride reads an override rule.
 func ParseOverride(body []byte) (*Override, error) {
@@ -108,6 +117,10 @@ func ParseOverride(body []byte) (*Override, error) {
 		}
 		if c.Match != nil && o.ConfigVersion != V30 {
 			return nil, fmt.Errorf("override item %d: match needs configVersion v3.0", i)
+		}
+		if len(c.Parameters) == 0 {
+			// Java's ConfigParser rejects the whole rule ("Invalid configurator rule").
+			return nil, fmt.Errorf("override item %d has no parameters", i)
 		}
 	}
 	return o, nil
