@@ -54,7 +54,7 @@ type Generator struct {
 
 	// MOSN forms of upstream's cached resources: Dubbo clusters, other outbound clusters,
 	// endpoints, route configurations.
-	clusters, otherClusters, endpoints, routes *memo
+	clusters, otherClusters, endpoints, routes, listeners *memo
 
 	logged onceSet // messages already logged (generation runs per proxy per push)
 
@@ -82,6 +82,7 @@ func Register(ds *xds.DiscoveryServer, opts Options, resolve InterfaceResolver) 
 		otherClusters: newMemo(1024),
 		endpoints:     newMemo(4096),
 		routes:        newMemo(1024),
+		listeners:     newMemo(1024),
 	}
 	if g.lds == nil || g.rds == nil || g.cds == nil || g.eds == nil {
 		return nil, fmt.Errorf("mosn: upstream xDS generators are not initialised")
@@ -142,6 +143,7 @@ func (g *Generator) generateListeners(proxy *model.Proxy, w *model.WatchedResour
 		return p == int(k.outbound) || (withInbound && p == int(k.inbound))
 	}
 	intercepted := proxy.GetInterceptionMode() != model.InterceptionNone
+	g.listeners.fit(len(up))
 	out := make(model.Resources, 0, len(up)+2)
 	for _, r := range up {
 		if collides(r.Name) {
@@ -158,8 +160,20 @@ func (g *Generator) generateListeners(proxy *model.Proxy, w *model.WatchedResour
 			}
 			r = resource(r.Name, adapted)
 		} else if intercepted || bytes.Contains(r.Resource.GetValue(), listenerFilterPrefix) {
-			if r, err = listenerForMOSN(r); err != nil {
+			// Memoized by content: upstream re-encodes the same listeners on every push.
+			in := r
+			a, err := g.listeners.get(in.Resource, in.Name, func() (*anypb.Any, error) {
+				repaired, err := listenerForMOSN(in)
+				if err != nil {
+					return nil, err
+				}
+				return repaired.Resource, nil
+			})
+			if err != nil {
 				return nil, details, err
+			}
+			if a != in.Resource {
+				r = &discovery.Resource{Name: in.Name, Resource: a}
 			}
 		}
 		out = append(out, r)
