@@ -86,6 +86,8 @@ var (
 		"How often the service list of a Nacos registry is read (Nacos has no watch on it). Same as --dubboNacosListInterval.").Get()
 	nacosDirEnv = env.Register("PILOT_DUBBO_NACOS_DIR", "",
 		"Directory of the Nacos clients' cache and logs, one subdirectory per registry; empty: $TMPDIR/dubbo-istiod/nacos. Same as --dubboNacosDir.").Get()
+	governanceEnv = env.Register("PILOT_DUBBO_GOVERNANCE", true,
+		"Read Dubbo's governance rules (override rules today) from each registry's config center. Same as --dubboGovernance.").Get()
 	appPortEnv = env.Register("PILOT_DUBBO_APP_PORT", 20880,
 		"Default port of the provider app behind inbound_dubbo (node metadata DUBBO_APP_PORT overrides). Same as --dubboAppPort.").Get()
 )
@@ -108,6 +110,7 @@ type Flags struct {
 	MetadataConcurrency int
 	NacosListInterval   time.Duration
 	NacosDir            string
+	Governance          bool
 	MOSN                mosn.Options
 }
 
@@ -159,6 +162,9 @@ func addFlags(c *cobra.Command) {
 	}
 	f.StringVar(&flags.NacosDir, "dubboNacosDir", nacosDir,
 		"Directory of the Nacos clients' cache and logs (one subdirectory per registry; never the working directory) [env PILOT_DUBBO_NACOS_DIR]")
+	f.BoolVar(&flags.Governance, "dubboGovernance", governanceEnv,
+		"Read Dubbo's governance rules from each registry's config center (ZooKeeper /dubbo/config/dubbo; a registry address's "+
+			"config-center=false turns it off for that registry) and apply override rules to the providers' endpoints [env PILOT_DUBBO_GOVERNANCE]")
 	f.Uint32Var(&flags.MOSN.OutboundPort, "dubboOutboundPort", uint32(outboundPortEnv),
 		"MOSN sidecars: port of the egress_dubbo listener on 127.0.0.1 that consumer apps call (node metadata DUBBO_OUTBOUND_PORT overrides) [env PILOT_DUBBO_OUTBOUND_PORT]")
 	f.Uint32Var(&flags.MOSN.InboundPort, "dubboInboundPort", uint32(inboundPortEnv),
@@ -271,8 +277,17 @@ func addZooKeeper(f Flags, ctl *registry.Controller, addr string, defLevels rega
 		w.SetAppSink(src, src.Name())
 		runners = append(runners, src)
 	}
-	scope.Infof("Dubbo registry %s: ZooKeeper %v, levels %v (interfaces under %s, applications under %s), session timeout %v",
-		cfg.Name, cfg.Servers, cfg.Levels, cfg.Root, cfg.ServicesRoot, cfg.SessionTimeout)
+	rules := "not read"
+	if f.Governance && cfg.ConfigRoot != "" {
+		name, err := ctl.AddConfigCenter(cfg.Name, regaddr.Redact(addr)+" "+cfg.ConfigRoot)
+		if err != nil {
+			return nil, err
+		}
+		w.SetConfigSink(ctl, name)
+		rules = "under " + cfg.ConfigRoot
+	}
+	scope.Infof("Dubbo registry %s: ZooKeeper %v, levels %v (interfaces under %s, applications under %s), governance rules %s, session timeout %v",
+		cfg.Name, cfg.Servers, cfg.Levels, cfg.Root, cfg.ServicesRoot, rules, cfg.SessionTimeout)
 	return append(runners, w), nil
 }
 

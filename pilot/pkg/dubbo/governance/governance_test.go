@@ -130,7 +130,7 @@ func TestParseOverride(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m := o.Configs[0].Match; m == nil || m.Address.Wildcard != "10.0.0.1:20880" || m.Param[0].Value.Exact != "v1" {
+	if m := o.Configs[0].Match; m == nil || m.Address.Wildcard != "10.0.0.1:20880" || m.Param[0].Value.Exact == nil || *m.Param[0].Value.Exact != "v1" {
 		t.Fatalf("v3.0 match: %+v", o.Configs[0].Match)
 	}
 	for _, bad := range []struct{ body, want string }{

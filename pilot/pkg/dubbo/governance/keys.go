@@ -55,6 +55,18 @@ func (k Key) String() string {
 	return k.Application + "." + string(k.Kind)
 }
 
+// IsRuleKey reports whether a config-center key names a governance rule, of a kind
+// dubbo-istiod reads or not (script routes, mesh rules, dubbo-go's affinity routes are
+// reported as not read): other keys of the group (dubbo.properties, ...) are not rules.
+func IsRuleKey(s string) bool {
+	for _, suffix := range []Kind{KindOverride, KindConditionRoute, KindTagRoute, "script-router", "MESHAPPRULE", "affinity-router"} {
+		if strings.HasSuffix(s, "."+string(suffix)) {
+			return true
+		}
+	}
+	return false
+}
+
 // ParseKey parses a config-center key. Keys of other kinds (script routes, mesh rules,
 // dubbo-go's affinity routes) and malformed ones are errors: the caller reports and skips
 // them.

@@ -28,14 +28,14 @@ const (
 )
 
 // StringMatch is Dubbo's v3.0 string matcher (exact, prefix, regex, wildcard, empty,
-// noempty).
+// noempty); a field is set when present in the rule, whatever its value.
 type StringMatch struct {
-	Exact    string `json:"exact,omitempty"`
-	Prefix   string `json:"prefix,omitempty"`
-	Regex    string `json:"regex,omitempty"`
-	Wildcard string `json:"wildcard,omitempty"`
-	Empty    string `json:"empty,omitempty"`
-	NoEmpty  string `json:"noempty,omitempty"`
+	Exact    *Scalar `json:"exact,omitempty"`
+	Prefix   *Scalar `json:"prefix,omitempty"`
+	Regex    *Scalar `json:"regex,omitempty"`
+	Wildcard *Scalar `json:"wildcard,omitempty"`
+	Empty    *Scalar `json:"empty,omitempty"`
+	NoEmpty  *Scalar `json:"noempty,omitempty"`
 }
 
 // ParamMatch matches one URL parameter.
@@ -44,17 +44,28 @@ type ParamMatch struct {
 	Value StringMatch `json:"value"`
 }
 
+// AddressMatch is Dubbo's v3.0 address matcher: cird (sic: Java's field name; a CIDR or
+// an IP pattern with * and a-b segments), wildcard (a glob; 0.0.0.0 and * match all),
+// exact.
+type AddressMatch struct {
+	Wildcard string `json:"wildcard,omitempty"`
+	Cird     string `json:"cird,omitempty"`
+	Exact    string `json:"exact,omitempty"`
+}
+
+// ListStringMatch matches when one of its matchers does.
+type ListStringMatch struct {
+	Oneof []StringMatch `json:"oneof,omitempty"`
+}
+
 // ConditionMatch is the v3.0 "match" of override items (which providers an item applies
-// to).
+// to); every field that is set must match.
 type ConditionMatch struct {
-	Address *struct {
-		Wildcard string `json:"wildcard,omitempty"`
-		Cird     string `json:"cird,omitempty"`
-		Exact    string `json:"exact,omitempty"`
-	} `json:"address,omitempty"`
-	Service     *StringMatch `json:"service,omitempty"`
-	Application *StringMatch `json:"app,omitempty"`
-	Param       []ParamMatch `json:"param,omitempty"`
+	Address         *AddressMatch    `json:"address,omitempty"`
+	ProviderAddress *AddressMatch    `json:"providerAddress,omitempty"`
+	Service         *ListStringMatch `json:"service,omitempty"`
+	Application     *ListStringMatch `json:"app,omitempty"`
+	Param           []ParamMatch     `json:"param,omitempty"`
 }
 
 // OverrideItem is one item of an override rule (Java's ConfigItem).

@@ -72,6 +72,29 @@ func (p *Params) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// Scalar is a YAML scalar read as Java's toString gives it.
+type Scalar string
+
+func (s *Scalar) UnmarshalJSON(b []byte) error {
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	switch x := v.(type) {
+	case string:
+		*s = Scalar(x)
+	case bool:
+		*s = Scalar(strconv.FormatBool(x))
+	case float64:
+		*s = Scalar(strconv.FormatFloat(x, 'f', -1, 64))
+	case nil:
+		*s = ""
+	default:
+		return fmt.Errorf("%s is not a scalar", b)
+	}
+	return nil
+}
+
 // Bool is an optional boolean with Java's default when absent.
 type Bool struct {
 	Set, Value bool

@@ -99,6 +99,8 @@ type Controller struct {
 	renderHook func() // called by Debug between the snapshot and the rendering
 
 	debugSections []debugSection // application levels and Nacos registries in /debug/dubboz
+
+	gov governanceState // governance rules from the config centers (governance.go), guarded by updateMu
 }
 
 // ifaceState is one Dubbo interface over every source.
@@ -112,6 +114,10 @@ type ifaceState struct {
 	eps      []*model.IstioEndpoint // last published
 	conflict string                 // the interface owning our hostname, when not us
 	rejected string                 // why the interface is not served (logged and counted once)
+	// govSpecs are the endpoint specs override rules made of its nodes at the last
+	// publish (nil: no rule applied), for rules generation govGen; replaced, never mutated.
+	govSpecs map[*node]*endpointSpec
+	govGen   uint64
 }
 
 // NewController builds the registry. Sources must be added before Run.
@@ -214,8 +220,12 @@ func (c *Controller) checkSyncedLocked() bool {
 // publish recomputes an interface from its sources and tells istiod what changed.
 func (c *Controller) publish(st *ifaceState, observed time.Time) {
 	present := len(st.present) > 0 || hasHeld(st)
-	eps := mergeEndpoints(c.sourceStates(st))
-	if c.opts.EmptyProtection && len(eps) == 0 && len(st.eps) > 0 && len(st.present) > 0 {
+	specs := c.specs(st)
+	st.govSpecs, st.govGen = specs, c.gov.gen
+	eps := mergeEndpoints(c.sourceStates(st), specs)
+	if c.opts.EmptyProtection && len(eps) == 0 && len(st.eps) > 0 && len(st.present) > 0 &&
+		// Providers an override rule disabled are gone on purpose, not a registry glitch.
+		(specs == nil || len(mergeEndpoints(c.sourceStates(st), nil)) == 0) {
 		scope.Warnf("interface %s: every provider is gone; keeping the last %d endpoints (empty protection)", st.iface, len(st.eps))
 		recordEvent(firstSource(st), "empty_protected")
 		eps = st.eps

@@ -148,7 +148,7 @@ func TestMergeIsDeterministic(t *testing.T) {
 				for _, n := range tc.held {
 					held[n.name] = n
 				}
-				eps := mergeEndpoints([]sourceNodes{{current: cur, held: held}})
+				eps := mergeEndpoints([]sourceNodes{{current: cur, held: held}}, nil)
 				if len(eps) != 1 {
 					t.Fatalf("%d endpoints, want 1", len(eps))
 				}
@@ -176,14 +176,14 @@ func TestMergeAcrossSources(t *testing.T) {
 	eps := mergeEndpoints([]sourceNodes{
 		{current: map[string]*node{n1.name: n1, "junk": bad}},
 		{current: map[string]*node{n2.name: n2, n3.name: n3, n4.name: n4}},
-	})
+	}, nil)
 	if len(eps) != 1 || eps[0].LbWeight != 10 {
 		t.Fatalf("endpoints %v: want the first registry's 10.0.0.1 (weight 10) only", eps)
 	}
-	if eps := mergeEndpoints([]sourceNodes{{current: map[string]*node{n3.name: n3}}}); len(eps) != 1 {
+	if eps := mergeEndpoints([]sourceNodes{{current: map[string]*node{n3.name: n3}}}, nil); len(eps) != 1 {
 		t.Fatalf("all providers at weight 0 must all serve, got %d", len(eps))
 	}
-	if eps := mergeEndpoints(nil); len(eps) != 0 {
+	if eps := mergeEndpoints(nil, nil); len(eps) != 0 {
 		t.Fatalf("no sources: %d endpoints", len(eps))
 	}
 }

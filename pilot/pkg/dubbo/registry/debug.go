@@ -36,7 +36,10 @@ type DebugView struct {
 	// their metadata revisions, and why a revision does not resolve.
 	Applications []any `json:"applications,omitempty"`
 	// Nacos are the Nacos registries' own state: connection, subscriptions, errors.
-	Nacos      []any        `json:"nacos,omitempty"`
+	Nacos []any `json:"nacos,omitempty"`
+	// Governance are the rules read from the config centers (docs/governance.md): which
+	// are applied, which are left out and why.
+	Governance []DebugRule   `json:"governance"`
 	Interfaces []DebugIface `json:"interfaces"`
 }
 
@@ -107,6 +110,8 @@ type DebugInstance struct {
 	Workload string            `json:"workload"`
 	Registry string            `json:"registry,omitempty"`
 	Reason   string            `json:"reason,omitempty"`
+	// Governed is set when override rules changed the provider's weight or flags.
+	Governed bool `json:"governed,omitempty"`
 }
 
 // DebugRejected is a provider node that did not become an endpoint.
@@ -125,6 +130,7 @@ type ifaceSnapshot struct {
 	eps                                 []*model.IstioEndpoint
 	sources                             []string // configured order
 	nodes, held                         []map[string]*node
+	specs                               map[*node]*endpointSpec
 }
 
 // Debug returns the current view. It copies references under the update lock (cheap:
@@ -164,6 +170,7 @@ func (c *Controller) Debug() DebugView {
 		sn := ifaceSnapshot{
 			iface: st.iface, hostname: string(st.hostname), conflict: st.conflict, rejected: st.rejected,
 			service: st.svc != nil, registries: slices.Sorted(maps.Keys(st.present)), eps: st.eps,
+			specs: st.govSpecs,
 		}
 		for _, s := range c.sources {
 			sn.sources = append(sn.sources, s.name)
@@ -173,6 +180,7 @@ func (c *Controller) Debug() DebugView {
 		snaps = append(snaps, sn)
 	}
 	sections := c.debugSections
+	v.Governance = c.debugRules()
 	c.updateMu.Unlock()
 
 	for _, d := range sections {
@@ -201,11 +209,17 @@ func (sn *ifaceSnapshot) render() DebugIface {
 	// By identity: merge publishes the winning node's own endpoint, so a duplicate of it
 	// (same workload, another node or source) shows as ignored.
 	published := map[*model.IstioEndpoint]bool{}
+	governed := map[*model.IstioEndpoint]bool{}
+	for _, sp := range sn.specs {
+		if sp.governed {
+			governed[sp.ep] = true
+		}
+	}
 	for _, ep := range sn.eps {
 		published[ep] = true
 		d.Instances = append(d.Instances, DebugInstance{
 			Address: ep.FirstAddressOrNil(), Port: ep.EndpointPort, Weight: ep.LbWeight,
-			Labels: ep.Labels, Workload: ep.WorkloadName, Registry: ep.Labels[RegistryLabel],
+			Labels: ep.Labels, Workload: ep.WorkloadName, Registry: ep.Labels[RegistryLabel], Governed: governed[ep],
 		})
 	}
 	for i, src := range sn.sources {
@@ -214,18 +228,27 @@ func (sn *ifaceSnapshot) render() DebugIface {
 				switch {
 				case n.err != nil:
 					d.Rejected = append(d.Rejected, DebugRejected{Registry: src, Node: clip(n.name), Error: n.err.Error()})
-				case !published[n.spec.ep]:
+				default:
+					sp := &n.spec
+					if g, ok := sn.specs[n]; ok {
+						sp = g
+					}
+					if published[sp.ep] {
+						continue
+					}
 					reason := "duplicate"
 					switch {
-					case n.spec.disabled:
+					case sp.disabled && sp.governed && !n.spec.disabled:
+						reason = "disabled by an override rule"
+					case sp.disabled:
 						reason = "disabled"
-					case n.spec.zero:
+					case sp.zero:
 						reason = "weight=0"
 					}
-					ep := n.spec.ep
+					ep := sp.ep
 					d.Ignored = append(d.Ignored, DebugInstance{
 						Address: ep.FirstAddressOrNil(), Port: ep.EndpointPort, Weight: ep.LbWeight,
-						Labels: ep.Labels, Workload: ep.WorkloadName, Registry: src, Reason: reason,
+						Labels: ep.Labels, Workload: ep.WorkloadName, Registry: src, Reason: reason, Governed: sp.governed,
 					})
 				}
 			}

@@ -133,6 +133,7 @@ type endpointSpec struct {
 	zero     bool   // weight=0: out of rotation unless every provider is at 0 (as Dubbo's balancers do)
 	warning  string // a parameter was ignored (bad weight): logged once with the node
 	stamp    int64  // registration timestamp, to keep the newest of duplicates
+	governed bool   // made by override rules from the provider's own
 }
 
 // toEndpoint maps one provider URL (docs/registry.md, "What a Dubbo interface becomes")

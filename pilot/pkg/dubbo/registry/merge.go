@@ -36,9 +36,13 @@ type sourceNodes struct {
 //     newest registration (timestamp) wins, then the smaller node name, so re-lists of
 //     the same state always publish the same endpoints;
 //   - weight=0 providers are out unless every provider is at 0 (as Dubbo's balancers do).
-func mergeEndpoints(sources []sourceNodes) []*model.IstioEndpoint {
+//
+// specs, when not nil, are the nodes' specs as override rules make them (a node it does
+// not hold keeps its own).
+func mergeEndpoints(sources []sourceNodes, specs map[*node]*endpointSpec) []*model.IstioEndpoint {
 	type cand struct {
 		n    *node
+		spec *endpointSpec
 		src  int
 		held bool
 	}
@@ -61,11 +65,18 @@ func mergeEndpoints(sources []sourceNodes) []*model.IstioEndpoint {
 			held  bool
 		}{{s.current, false}, {s.held, true}} {
 			for _, n := range set.nodes {
-				if n.err != nil || n.spec.disabled {
+				if n.err != nil {
 					continue
 				}
-				c := cand{n: n, src: i, held: set.held}
-				k := n.spec.ep.WorkloadName
+				sp := &n.spec
+				if g, ok := specs[n]; ok {
+					sp = g
+				}
+				if sp.disabled {
+					continue
+				}
+				c := cand{n: n, spec: sp, src: i, held: set.held}
+				k := sp.ep.WorkloadName
 				if prev, ok := byKey[k]; !ok || better(c, prev) {
 					byKey[k] = c
 				}
@@ -74,15 +85,15 @@ func mergeEndpoints(sources []sourceNodes) []*model.IstioEndpoint {
 	}
 	allZero := len(byKey) > 0
 	for _, c := range byKey {
-		if !c.n.spec.zero {
+		if !c.spec.zero {
 			allZero = false
 			break
 		}
 	}
 	eps := make([]*model.IstioEndpoint, 0, len(byKey))
 	for _, c := range byKey {
-		if allZero || !c.n.spec.zero {
-			eps = append(eps, c.n.spec.ep)
+		if allZero || !c.spec.zero {
+			eps = append(eps, c.spec.ep)
 		}
 	}
 	sort.Slice(eps, func(i, j int) bool { return eps[i].WorkloadName < eps[j].WorkloadName })

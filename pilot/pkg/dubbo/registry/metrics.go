@@ -23,6 +23,17 @@ var (
 	registryTag = monitoring.CreateLabel("registry")
 	reasonTag   = monitoring.CreateLabel("reason")
 	eventTag    = monitoring.CreateLabel("event")
+	kindTag     = monitoring.CreateLabel("kind")
+	statusTag   = monitoring.CreateLabel("status")
+
+	rulesGauge = monitoring.NewGauge(
+		"dubbo_governance_rules",
+		"Governance rules read from the config centers, by kind (configurators, condition-router, tag-router, unknown) and status (applied, invalid, not_applied, no_effect, ignored).",
+	)
+	ruleErrorsTotal = monitoring.NewSum(
+		"dubbo_governance_rule_errors_total",
+		"Governance rule bodies that did not parse, by kind; the last valid rule of the key stays in effect.",
+	)
 
 	connectedGauge = monitoring.NewGauge(
 		"dubbo_registry_connected",

@@ -48,6 +48,7 @@ type source struct {
 	nodeCnt      int // provider nodes listed, over all interfaces
 	heldCnt      int // removals held during a reconnect grace
 	listErrors   map[string]*listError
+	config       bool // a config center (governance rules), not a registry level
 }
 
 // listError is a path of the registry that keeps failing to list.
@@ -67,8 +68,9 @@ func (s *source) stopGrace() {
 
 // node is one provider node as listed, decoded once.
 type node struct {
-	name string
-	url  *dubboprovider.URL // nil when rejected
+	name  string
+	label string             // the "registry" label of its endpoint
+	url   *dubboprovider.URL // nil when rejected
 	from *dubboprovider.URL // the URL a source handed over (SetURLs), rejected or not
 	spec endpointSpec
 	err  error
@@ -363,7 +365,7 @@ func (c *Controller) decode(s *source, iface, name string) *node {
 // nodeFromURL makes a node of a provider URL: dubbo:// providers are served on the dubbo
 // service port, tri:// (Triple) ones on the grpc-tri port.
 func (c *Controller) nodeFromURL(s *source, iface, name string, u *dubboprovider.URL) *node {
-	n := &node{name: name}
+	n := &node{name: name, label: s.label}
 	portName := PortName
 	switch {
 	case u.Interface() != iface:

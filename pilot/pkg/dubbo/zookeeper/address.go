@@ -42,6 +42,10 @@ type Config struct {
 	// ServicesRoot holds the application-level instances (/<ServicesRoot>/<app>/<ip:port>;
 	// default /services, Dubbo's rootPath parameter).
 	ServicesRoot string
+	// ConfigRoot holds Dubbo's governance rules (/<namespace>/config/<group>/<key>;
+	// default /dubbo/config/dubbo, the address's config-namespace= and config-group=
+	// parameters); "" when config-center=false.
+	ConfigRoot string
 }
 
 // Levels are the registration levels read (regaddr.Levels).
@@ -67,7 +71,10 @@ const (
 // (root = /<group>), name (default: the first server), session-timeout (a duration, or
 // milliseconds as Dubbo's session= parameter), registry-type (the levels read:
 // interface, service (application level) or all; unset: Levels stays zero and the
-// caller's default applies), rootPath (the application-level root, default /services). Other Dubbo
+// caller's default applies), rootPath (the application-level root, default /services),
+// config-center (false: no governance rules are read from this ZooKeeper),
+// config-namespace and config-group (where the rules are: /<namespace>/config/<group>,
+// default /dubbo/config/dubbo, as Dubbo's config center has them). Other Dubbo
 // parameters (timeout, ...) are accepted and ignored.
 func ParseAddress(addr string) (Config, error) {
 	c := Config{Address: regaddr.Redact(addr), Root: defaultRoot, SessionTimeout: defaultSessionTimeout,
@@ -110,6 +117,22 @@ func ParseAddress(addr string) (Config, error) {
 		if c.ServicesRoot == "/" || strings.Contains(c.ServicesRoot, "//") {
 			return c, fmt.Errorf("registry address %q: bad rootPath %q", addr, v)
 		}
+	}
+	c.ConfigRoot = ""
+	if cc := params.Get("config-center"); cc == "" || cc == "true" {
+		ns, group := params.Get("config-namespace"), params.Get("config-group")
+		if ns == "" {
+			ns = "dubbo"
+		}
+		if group == "" {
+			group = "dubbo"
+		}
+		if strings.Contains(ns, "/") || strings.Contains(group, "/") {
+			return c, fmt.Errorf("registry address %q: config-namespace and config-group are single path segments", addr)
+		}
+		c.ConfigRoot = "/" + ns + "/config/" + group
+	} else if cc != "false" {
+		return c, fmt.Errorf("registry address %q: config-center=%q: want true or false", addr, cc)
 	}
 	c.Name = params.Get("name")
 	if c.Name == "" {

@@ -131,9 +131,25 @@ type instanceNode struct {
 }
 
 func (w *Watcher) watchApp(app, p string, appStop chan struct{}, stop <-chan struct{}) {
-	both, done := w.either(appStop, stop)
+	w.watchBodies(p, w.appSource, nil, appStop, stop, func(nodes map[string]*instanceNode, observed time.Time) bool {
+		if !w.deliverApp(app, appStop, nodes, observed) {
+			return false
+		}
+		w.maybeAppsListed()
+		return true
+	})
+}
+
+// watchBodies watches the children of p and their bodies (the bodies of the children
+// read accepts; nil: all) until loopStop or stop closes or deliver returns false.
+// deliver gets the children as last read after every change; src names the source
+// list errors are reported as.
+func (w *Watcher) watchBodies(p, src string, read func(string) bool, loopStop chan struct{}, stop <-chan struct{},
+	deliver func(nodes map[string]*instanceNode, observed time.Time) bool,
+) {
+	both, done := w.either(loopStop, stop)
 	defer done()
-	f := &listFailures{source: w.appSource, iface: p}
+	f := &listFailures{source: src, iface: p}
 	nodes := map[string]*instanceNode{}
 	var children []string
 	var childrenWatch <-chan zk.Event
@@ -142,7 +158,7 @@ func (w *Watcher) watchApp(app, p string, appStop chan struct{}, stop <-chan str
 	defer func() {
 		for n, in := range nodes {
 			if in.fails != nil && in.fails.failures > 0 {
-				w.sink.ListError(w.appSource, path.Join(p, n), nil) // gone with its loop
+				w.sink.ListError(src, path.Join(p, n), nil) // gone with its loop
 			}
 		}
 	}()
@@ -159,6 +175,9 @@ func (w *Watcher) watchApp(app, p string, appStop chan struct{}, stop <-chan str
 			relist = false
 			listed := map[string]bool{}
 			for _, c := range children {
+				if read != nil && !read(c) {
+					continue
+				}
 				listed[c] = true
 				if nodes[c] == nil {
 					nodes[c] = &instanceNode{}
@@ -167,7 +186,7 @@ func (w *Watcher) watchApp(app, p string, appStop chan struct{}, stop <-chan str
 			for c, in := range nodes {
 				if !listed[c] {
 					if in.fails != nil && in.fails.failures > 0 {
-						w.sink.ListError(w.appSource, path.Join(p, c), nil)
+						w.sink.ListError(src, path.Join(p, c), nil)
 					}
 					delete(nodes, c)
 				}
@@ -201,17 +220,16 @@ func (w *Watcher) watchApp(app, p string, appStop chan struct{}, stop <-chan str
 				retry = minPositive(retry, reconnectRetry)
 			default:
 				if in.fails == nil {
-					in.fails = &listFailures{source: w.appSource, iface: np}
+					in.fails = &listFailures{source: src, iface: np}
 				}
 				d := w.failed(in.fails, np, err)
 				in.next = now.Add(d)
 				retry = minPositive(retry, d)
 			}
 		}
-		if !w.deliverApp(app, appStop, nodes, observed) {
+		if !deliver(nodes, observed) {
 			return
 		}
-		w.maybeAppsListed()
 
 		// Wait for the children watch, a data watch, or a due retry.
 		cases := []reflect.SelectCase{

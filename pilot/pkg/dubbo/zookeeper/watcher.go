@@ -109,6 +109,10 @@ type Watcher struct {
 	appsRootListed bool
 	appsListedSent bool
 
+	// The config center (config.go); rules is nil when it is not read.
+	rules        ConfigSink
+	configSource string
+
 	watching    map[string]chan struct{} // interface -> stop of its loop
 	pending     map[string]bool          // interfaces whose first list is still due
 	rootListed  bool
@@ -176,6 +180,14 @@ func (w *Watcher) Run(stop <-chan struct{}) {
 		go func() {
 			defer w.loops.Done()
 			w.watchApps(stop)
+		}()
+	}
+	if w.rules != nil {
+		scope.Infof("registry %s: watching %s (governance rules) on ZooKeeper %v", w.cfg.Name, w.cfg.ConfigRoot, w.cfg.Servers)
+		w.loops.Add(1)
+		go func() {
+			defer w.loops.Done()
+			w.watchConfig(stop)
 		}()
 	}
 	for {
@@ -257,6 +269,9 @@ func (w *Watcher) reportSession(connected, newSession bool) {
 	}
 	if w.apps != nil {
 		w.sink.SourceConnected(w.appSource, connected, newSession)
+	}
+	if w.rules != nil {
+		w.rules.SourceConnected(w.configSource, connected, newSession)
 	}
 }
 
