@@ -39,7 +39,7 @@ type DebugView struct {
 	Nacos []any `json:"nacos,omitempty"`
 	// Governance are the rules read from the config centers (docs/governance.md): which
 	// are applied, which are left out and why.
-	Governance []DebugRule   `json:"governance"`
+	Governance []DebugRule  `json:"governance"`
 	Interfaces []DebugIface `json:"interfaces"`
 }
 

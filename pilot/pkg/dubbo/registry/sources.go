@@ -71,9 +71,9 @@ type node struct {
 	name  string
 	label string             // the "registry" label of its endpoint
 	url   *dubboprovider.URL // nil when rejected
-	from *dubboprovider.URL // the URL a source handed over (SetURLs), rejected or not
-	spec endpointSpec
-	err  error
+	from  *dubboprovider.URL // the URL a source handed over (SetURLs), rejected or not
+	spec  endpointSpec
+	err   error
 }
 
 // AddSource declares a registry (before Run). Its name labels endpoints and metrics.
