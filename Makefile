@@ -122,6 +122,7 @@ test: deps patches-check test-unit test-e2e test-kube test-upstream
 tools: prepare
 	$(GO) build -o out/bin/dubbo-provider ./tools/dubbo-provider
 	$(GO) build -o out/bin/dubbo-xds ./tools/dubbo-xds
+	$(GO) build -o out/bin/dubbo-rule ./tools/dubbo-rule
 	$(GO) build -trimpath -tags=$(BUILD_TAGS) -o out/bin/istioctl istio.io/istio/istioctl/cmd/istioctl
 
 # The live demo: installs ZooKeeper (Debian) if missing, then runs tools/demo.sh.

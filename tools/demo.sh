@@ -243,6 +243,60 @@ wait_for "the weight update" 10 shown "(weight 43)"
 echo "   update at the sidecar $(update_ms "(weight 43)") ms after the change:"
 show_update
 
+# Governance from the config center: rules written where dubbo-admin writes them
+# (/dubbo/config/dubbo/<interface>:<version>:<group>.configurators), in its shapes.
+rule() { "$BIN/dubbo-rule" --zk 127.0.0.1:$ZK_PORT "$@"; }
+echo "-> an operator shifts weight in dubbo-admin: its weight rule gives provider v2 (127.0.0.1:20890) weight 600"
+cat >"$WORK/weight-rule.yaml" <<'YAML'
+configs:
+- addresses: [127.0.0.1:20890]
+  enabled: true
+  parameters: {weight: 600}
+  side: provider
+  type: weight
+enabled: false
+key: 'com.example.DemoService:2.0.0:'
+scope: service
+YAML
+sed 's/^/     /' "$WORK/weight-rule.yaml"
+before=$(updates); start=$(date +%s%3N)
+rule put 'com.example.DemoService:2.0.0:.configurators' "$WORK/weight-rule.yaml"
+wait_for "the weight rule" 10 shown "20880 (weight 64)"
+echo "   update at the sidecar $(update_ms "20880 (weight 64)") ms after the rule was written (v1 300 : v2 600, in MOSN's 1..128):"
+show_update
+
+echo "-> the operator disables provider v1's instance (127.0.0.1:20880) with an override rule"
+cat >"$WORK/disable-rule.yaml" <<'YAML'
+configVersion: v2.7
+scope: service
+key: com.example.DemoService:1.0.0
+enabled: true
+configs:
+- addresses: ['127.0.0.1:20880']
+  side: provider
+  parameters:
+    disabled: true
+YAML
+sed 's/^/     /' "$WORK/disable-rule.yaml"
+before=$(updates); start=$(date +%s%3N)
+rule put 'com.example.DemoService:1.0.0:.configurators' "$WORK/disable-rule.yaml"
+wait_for "the disable rule" 10 shown "(no endpoints)"
+echo "   update at the sidecar $(update_ms "(no endpoints)") ms after the rule was written (v1 is out of rotation, by EDS):"
+show_update
+curl -s "http://127.0.0.1:$MON/debug/dubboz" >"$WORK/dubboz.json"
+python3 - "$WORK/dubboz.json" <<'PY'
+import json, sys
+v = json.load(open(sys.argv[1]))
+for r in v["governance"]:
+    print("   /debug/dubboz governance: %s from %s: %s" % (r["key"], r["from"], r["status"]))
+PY
+
+echo "-> the operator deletes the disable rule: v1 is back"
+before=$(updates); start=$(date +%s%3N)
+rule delete 'com.example.DemoService:1.0.0:.configurators'
+wait_for "the rule deletion" 10 shown "20880 (weight 64)"
+echo "   update at the sidecar $(update_ms "20880 (weight 64)") ms after the rule was deleted"
+
 echo "-> stopping provider v2 (its ephemeral node leaves ZooKeeper)"
 before=$(updates); start=$(date +%s%3N)
 kill -TERM "$V2_PID"

@@ -61,6 +61,12 @@ func TestDemoShowsAChangingPicture(t *testing.T) {
 		"registry demo-zk: connected=True interfaces=1 providers=2",
 		"127.0.0.1:20890 (weight 43)", // after v1's weight went to 300: 300:100 -> 128:43
 		"(no endpoints)",              // after v2 stopped
+		// Governance: dubbo-admin's weight node for v2 (600), then a disable rule for v1.
+		"127.0.0.1:20880 (weight 64)", // v1 300 : v2 600 -> 64:128
+		"ms after the rule was written (v1 is out of rotation, by EDS)",
+		"/debug/dubboz governance: com.example.DemoService:1.0.0:.configurators from demo-zk/config: applied",
+		"/debug/dubboz governance: com.example.DemoService:2.0.0:.configurators from demo-zk/config: applied",
+		"ms after the rule was deleted",
 		"demo: stopped everything it started",
 		"application greet-dubbo3, 2 instance nodes, interfaces com.example.GreetService",
 		"registry demo-nacos (Nacos 127.0.0.1:",
