@@ -1,0 +1,171 @@
+// Copyright dubbo-istiod authors.
+//
+// Licensed under the Apache License, Version 2.0 (the "License");
+// you may not use this file except in compliance with the License.
+// You may obtain a copy of the License at
+//
+//     http://www.apache.org/licenses/LICENSE-2.0
+//
+// Unless required by applicable law or agreed to in writing, software
+// distributed under the License is distributed on an "AS IS" BASIS,
+// WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+// See the License for the specific language governing permissions and
+// limitations under the License.
+
+package registry_test
+
+import (
+	"testing"
+	"time"
+
+	"istio.io/istio/pkg/monitoring/monitortest"
+
+	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/registry"
+	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/registry/registrytest"
+)
+
+// These drive the controller as config centers do (the real ZooKeeper and Nacos tests
+// are in their packages).
+
+const (
+	svcRule = iface + "::.configurators"
+	disable = "configs:\n- side: provider\n  addresses: [10.0.0.2]\n  parameters: {disabled: true}\n"
+	weight7 = "configs:\n- side: provider\n  parameters: {weight: 7}\n"
+)
+
+// governed is a synced controller with registry zk and the config centers given, each
+// delivered once with rules.
+func governed(t *testing.T, opts registry.Options, centers map[string]map[string]string, order ...string) (*registry.Controller, *registrytest.Recorder) {
+	t.Helper()
+	rec := registrytest.NewRecorder()
+	opts.SyncTimeout = time.Hour
+	c, err := registry.NewController(opts, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.AppendServiceHandler(rec.FullPush)
+	all := append([]string{"zk"}, order...)
+	for _, s := range all {
+		if err := c.AddSource(s, "test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, s := range all {
+		if _, err := c.AddConfigCenter(s, "test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.SourceConnected("zk", true, false)
+	c.SetProviders("zk", iface, []string{node("10.0.0.1", 1, iface, "application=a"), node("10.0.0.2", 1, iface, "application=a")}, time.Now())
+	c.SourceSynced("zk")
+	for _, s := range order {
+		c.SourceSynced(s)
+	}
+	if c.HasSynced() {
+		t.Fatal("synced before the config centers were read")
+	}
+	for _, s := range all {
+		c.SetRules(s+registry.ConfigSourceSuffix, bodies(centers[s]), time.Now())
+		c.SourceSynced(s + registry.ConfigSourceSuffix)
+	}
+	if !c.HasSynced() {
+		t.Fatal("not synced")
+	}
+	return c, rec
+}
+
+func bodies(m map[string]string) map[string][]byte {
+	out := map[string][]byte{}
+	for k, v := range m {
+		out[k] = []byte(v)
+	}
+	return out
+}
+
+func TestOverrideRulesInTheController(t *testing.T) {
+	mt := monitortest.New(t)
+	c, rec := governed(t, registry.Options{}, map[string]map[string]string{"zk": {svcRule: disable}})
+	if got := weights(rec, hostname); got != "10.0.0.1:1=100" {
+		t.Fatalf("at sync: %q, want 10.0.0.2 disabled", got)
+	}
+	full := rec.Count("full ")
+	set := func(rules map[string]string) { c.SetRules("zk/config", bodies(rules), time.Now()) }
+	step := func(name, want string) {
+		t.Helper()
+		if got := weights(rec, hostname); got != want {
+			t.Fatalf("%s: endpoints %q, want %q", name, got, want)
+		}
+	}
+
+	set(map[string]string{svcRule: "configs: [\n"})
+	step("junk keeps the last valid rule", "10.0.0.1:1=100")
+	mt.Assert("dubbo_governance_rule_errors_total", map[string]string{"kind": "configurators"}, monitortest.Exactly(1))
+	mt.Assert("dubbo_governance_rules", map[string]string{"kind": "configurators", "status": "invalid"}, monitortest.Exactly(1))
+
+	set(map[string]string{svcRule: weight7})
+	step("a valid body replaces it", "10.0.0.1:1=7 10.0.0.2:1=7")
+
+	set(map[string]string{svcRule: weight7, "a.configurators": "configs:\n- side: provider\n  addresses: [10.0.0.1]\n  parameters: {weight: 3, timeout: 9}\n"})
+	step("the service rule is applied after the application rule", "10.0.0.1:1=7 10.0.0.2:1=7")
+	set(map[string]string{"a.configurators": "configs:\n- side: provider\n  addresses: [10.0.0.1]\n  parameters: {weight: 3}\n"})
+	step("the application rule alone", "10.0.0.1:1=3 10.0.0.2:1=100")
+
+	set(map[string]string{"b.configurators": weight7})
+	step("another application's rule", "10.0.0.1:1=100 10.0.0.2:1=100")
+
+	// A provider re-registers (new node) while a rule is in effect: the rule applies to it.
+	set(map[string]string{svcRule: disable})
+	c.SetProviders("zk", iface, []string{node("10.0.0.1", 1, iface, "application=a"), node("10.0.0.2", 1, iface, "application=a", "timestamp=2")}, time.Now())
+	step("a re-registered provider stays disabled", "10.0.0.1:1=100")
+
+	set(nil)
+	step("all deleted", "10.0.0.1:1=100 10.0.0.2:1=100")
+	if n := rec.Count("full "); n != full {
+		t.Fatalf("%d full pushes for rule changes, want none", n-full)
+	}
+	mt.Assert("dubbo_governance_rules", map[string]string{"kind": "configurators", "status": "applied"}, monitortest.Exactly(0))
+}
+
+// TestRuleDisablingEveryProviderIsNotEmptyProtected: empty protection keeps providers a
+// registry glitch lost, not those an operator disabled.
+func TestRuleDisablingEveryProviderIsNotEmptyProtected(t *testing.T) {
+	c, rec := governed(t, registry.Options{EmptyProtection: true}, nil)
+	c.SetRules("zk/config", bodies(map[string]string{svcRule: "configs:\n- side: provider\n  parameters: {disabled: true}\n"}), time.Now())
+	if got := weights(rec, hostname); got != "" {
+		t.Fatalf("endpoints %q, want none: every provider is disabled", got)
+	}
+	var reasons []string
+	for _, i := range c.Debug().Interfaces {
+		for _, ig := range i.Ignored {
+			reasons = append(reasons, ig.Reason)
+		}
+	}
+	if len(reasons) != 2 || reasons[0] != "disabled by an override rule" {
+		t.Fatalf("dubboz ignored reasons %v", reasons)
+	}
+}
+
+// TestFirstConfigCenterWins: a key held by two config centers comes from the first
+// registry configured; when it leaves that one, the other's applies.
+func TestFirstConfigCenterWins(t *testing.T) {
+	c, rec := governed(t, registry.Options{}, map[string]map[string]string{
+		"zk":  {svcRule: weight7},
+		"zk2": {svcRule: disable},
+	}, "zk2")
+	if got := weights(rec, hostname); got != "10.0.0.1:1=7 10.0.0.2:1=7" {
+		t.Fatalf("endpoints %q, want the first config center's rule", got)
+	}
+	var from string
+	for _, r := range c.Debug().Governance {
+		if r.Key == svcRule {
+			from = r.From
+		}
+	}
+	if from != "zk/config" {
+		t.Fatalf("rule from %q", from)
+	}
+	c.SetRules("zk/config", nil, time.Now())
+	if got := weights(rec, hostname); got != "10.0.0.1:1=100" {
+		t.Fatalf("endpoints %q, want the second config center's rule", got)
+	}
+}
