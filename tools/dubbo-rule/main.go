@@ -67,6 +67,9 @@ func run(servers []string, root string, args []string) error {
 		return fmt.Errorf("bad command %q", strings.Join(append([]string{cmd}, args...), " "))
 	}
 	if len(args) > 0 {
+		if strings.Contains(args[0], "/") {
+			return fmt.Errorf("key %q: a key is one node name, without '/'", args[0])
+		}
 		if _, err := governance.ParseKey(args[0]); err != nil {
 			return err
 		}

@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // MatchIPExpression is Java's NetUtils.matchIpExpression(pattern, address): address is
@@ -90,7 +91,14 @@ func matchIP(pattern, host string, port int) bool {
 	return true
 }
 
-var regexCache sync.Map // pattern -> *regexp.Regexp or error
+// regexCache holds the compiled patterns of the rules (bounded: rules rewritten with ever
+// new patterns compile each time once it is full).
+var (
+	regexCache     sync.Map // pattern -> *regexp.Regexp or error
+	regexCacheSize atomic.Int64
+)
+
+const maxCachedRegexes = 4096
 
 // compileWhole compiles a Java String.matches pattern: the whole value must match.
 func compileWhole(pattern string) (*regexp.Regexp, error) {
@@ -101,10 +109,13 @@ func compileWhole(pattern string) (*regexp.Regexp, error) {
 		return nil, v.(error)
 	}
 	re, err := regexp.Compile("^(?:" + pattern + ")$")
-	if err != nil {
-		regexCache.Store(pattern, err)
-		return nil, err
+	if regexCacheSize.Load() < maxCachedRegexes {
+		regexCacheSize.Add(1)
+		if err != nil {
+			regexCache.Store(pattern, err)
+		} else {
+			regexCache.Store(pattern, re)
+		}
 	}
-	regexCache.Store(pattern, re)
-	return re, nil
+	return re, err
 }

@@ -24,6 +24,7 @@ import (
 // Provider is what override rules match on a provider instance: its registered URL.
 type Provider struct {
 	Interface string
+	Protocol  string // dubbo, tri
 	IP        string
 	Port      int
 	Params    map[string]string // the provider URL's parameters (version, group, application, ...)
@@ -138,7 +139,7 @@ func (o *Override) configurators(key Key) []configurator {
 			}
 			for _, s := range services {
 				c := base
-				c.service = s
+				c.service = normalizeService(s)
 				scoped = append(scoped, c)
 			}
 		}
@@ -159,6 +160,20 @@ func (o *Override) configurators(key Key) []configurator {
 }
 
 const anyHost = "0.0.0.0"
+
+// normalizeService is a services entry as Java's appendService reads it: group/iface:version.
+func normalizeService(s string) string {
+	s = strings.TrimSpace(s)
+	if s == "*" {
+		return s
+	}
+	group, rest, ok := strings.Cut(s, "/")
+	if !ok {
+		group, rest = "", s
+	}
+	iface, version, _ := strings.Cut(rest, ":")
+	return serviceKey(group, iface, version)
+}
 
 // addressHost is the host of an address entry (ip, ip:port, [v6]:port).
 func addressHost(a string) string {
@@ -263,7 +278,7 @@ func (m *ConditionMatch) matches(p Provider) bool {
 	if m.Service != nil && !m.Service.matches(p.ServiceKey(), true) {
 		return false
 	}
-	if m.Application != nil && !m.Application.matches(p.Params["application"], true) {
+	if app, ok := p.Params["application"]; m.Application != nil && !m.Application.matches(app, ok) {
 		return false
 	}
 	for _, pm := range m.Param {

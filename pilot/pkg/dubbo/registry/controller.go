@@ -225,7 +225,7 @@ func (c *Controller) publish(st *ifaceState, observed time.Time) {
 	eps := mergeEndpoints(c.sourceStates(st), specs)
 	if c.opts.EmptyProtection && len(eps) == 0 && len(st.eps) > 0 && len(st.present) > 0 &&
 		// Providers an override rule disabled are gone on purpose, not a registry glitch.
-		(specs == nil || len(mergeEndpoints(c.sourceStates(st), nil)) == 0) {
+		!ruleDisabledServed(st, specs) {
 		scope.Warnf("interface %s: every provider is gone; keeping the last %d endpoints (empty protection)", st.iface, len(st.eps))
 		recordEvent(firstSource(st), "empty_protected")
 		eps = st.eps
@@ -339,6 +339,21 @@ func (c *Controller) publish(st *ifaceState, observed time.Time) {
 		// nothing to push, but /debug/dubboz tells the published nodes by identity.
 		st.eps = eps
 	}
+}
+
+// ruleDisabledServed reports whether an endpoint served until now belongs to a provider
+// an override rule now disables (then an empty list is the operator's doing).
+func ruleDisabledServed(st *ifaceState, specs map[*node]*endpointSpec) bool {
+	served := map[string]bool{}
+	for _, ep := range st.eps {
+		served[ep.WorkloadName] = true
+	}
+	for n, sp := range specs {
+		if sp.disabled && !n.spec.disabled && served[sp.ep.WorkloadName] {
+			return true
+		}
+	}
+	return false
 }
 
 // identityChanged reports whether the sidecars or identities behind a service changed:

@@ -197,6 +197,17 @@ func (c *Controller) Debug() DebugView {
 	for _, sn := range snaps {
 		v.Interfaces = append(v.Interfaces, sn.render())
 	}
+	for i := range v.Governance {
+		r := &v.Governance[i]
+		if r.app == "" {
+			continue
+		}
+		for _, sn := range snaps {
+			if sn.service && sn.hasApp(r.app) {
+				r.Interfaces = append(r.Interfaces, sn.iface)
+			}
+		}
+	}
 	return v
 }
 
@@ -262,6 +273,19 @@ func (sn *ifaceSnapshot) render() DebugIface {
 		return d.Ignored[i].Registry < d.Ignored[j].Registry
 	})
 	return d
+}
+
+func (sn *ifaceSnapshot) hasApp(app string) bool {
+	for _, set := range [][]map[string]*node{sn.nodes, sn.held} {
+		for _, nodes := range set {
+			for _, n := range nodes {
+				if n.url != nil && n.url.Params["application"] == app {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 func clip(s string) string {

@@ -20,6 +20,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/governance"
@@ -66,6 +67,7 @@ type ruleEntry struct {
 	keyErr  string
 	bodies  map[string][]byte // config source -> body as read
 	from    string            // the config source whose body is in effect
+	body    []byte            // the body in effect, as last taken
 	status  string
 	err     string // why the body in effect (or the last one read) was not taken
 	since   time.Time
@@ -157,17 +159,13 @@ func (c *Controller) SetRules(src string, rules map[string][]byte, observed time
 // endpoints may change.
 func (c *Controller) updateRule(e *ruleEntry, affected map[string]bool) {
 	g := &c.gov
+	prevFrom, prevBody := e.from, e.body
 	e.from = ""
 	for _, s := range c.sources {
 		if _, ok := e.bodies[s.name]; ok {
 			e.from = s.name
 			break
 		}
-	}
-	e.since = c.now()
-	if e.keyErr != "" {
-		e.status, e.err = RuleIgnored, e.keyErr
-		return
 	}
 	if e.from == "" {
 		// Deleted everywhere: the rule is gone (Dubbo clears it on a DELETED event).
@@ -177,6 +175,15 @@ func (c *Controller) updateRule(e *ruleEntry, affected map[string]bool) {
 		return
 	}
 	body := e.bodies[e.from]
+	if e.status != "" && prevFrom == e.from && bytes.Equal(prevBody, body) {
+		return // another config center's copy changed; the one in effect did not
+	}
+	e.body = body
+	e.since = c.now()
+	if e.keyErr != "" {
+		e.status, e.err = RuleIgnored, e.keyErr
+		return
+	}
 	switch e.key.Kind {
 	case governance.KindOverride:
 		o, err := governance.ParseOverride(body)
@@ -233,7 +240,7 @@ func checkOverride(o *governance.Override) error {
 			}
 		}
 		if d, ok := item.Parameters["disabled"]; ok {
-			if _, err := strconv.ParseBool(d); err != nil {
+			if !strings.EqualFold(d, "true") && !strings.EqualFold(d, "false") {
 				return fmt.Errorf("item %d: disabled %q is not a boolean", i, d)
 			}
 		}
@@ -339,6 +346,16 @@ func (c *Controller) configuredSpec(n *node) *endpointSpec {
 	if !changed {
 		return &n.spec
 	}
+	// A rule sets weights and flags, never the provider's identity: whether it runs a
+	// sidecar and as whom is what it registered (docs/security.md), and the timestamp
+	// picks the newest of duplicate registrations.
+	for _, k := range []string{TLSModeParam, ServiceAccountParam, "timestamp"} {
+		if v, ok := u.Params[k]; ok {
+			params[k] = v
+		} else {
+			delete(params, k)
+		}
+	}
 	cu := *u
 	cu.Params = params
 	spec := c.opts.toEndpoint(&cu, n.label, n.spec.ep.ServicePortName)
@@ -378,6 +395,7 @@ type DebugRule struct {
 	Interfaces []string  `json:"interfaces"`
 	Since      time.Time `json:"since"`
 	Body       string    `json:"body"`
+	app        string
 }
 
 // debugRules renders the rules (under updateMu).
@@ -394,11 +412,7 @@ func (c *Controller) debugRules() []DebugRule {
 				d.Interfaces = append(d.Interfaces, e.key.Interface)
 			}
 		default:
-			for _, st := range sortedStates(c.ifaces) {
-				if st.svc != nil && ifaceHasApp(st, e.key.Application) {
-					d.Interfaces = append(d.Interfaces, st.iface)
-				}
-			}
+			d.app = e.key.Application // filled in from the snapshots, after the lock
 		}
 		out = append(out, d)
 	}

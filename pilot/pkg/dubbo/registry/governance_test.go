@@ -169,3 +169,54 @@ func TestFirstConfigCenterWins(t *testing.T) {
 		t.Fatalf("endpoints %q, want the second config center's rule", got)
 	}
 }
+
+// TestRulesNeverChangeIdentity: a rule sets weights and flags, never whether a provider
+// runs a sidecar or as whom (consumers' TLS and SANs follow those).
+func TestRulesNeverChangeIdentity(t *testing.T) {
+	c, rec := governed(t, registry.Options{}, nil)
+	c.SetRules("zk/config", bodies(map[string]string{svcRule: "configs:\n- side: provider\n  parameters: {weight: 5, security.istio.io/tlsMode: istio, serviceAccount: default/evil}\n"}), time.Now())
+	eps := rec.Last(hostname)
+	if len(eps) != 2 || eps[0].LbWeight != 5 {
+		t.Fatalf("endpoints %v: want both at weight 5", eps)
+	}
+	for _, ep := range eps {
+		if ep.TLSMode == "istio" || ep.ServiceAccount != "" {
+			t.Fatalf("a rule changed a provider's identity: tls %q, account %q", ep.TLSMode, ep.ServiceAccount)
+		}
+	}
+}
+
+// TestIgnoredKeysLeave: keys dubbo-istiod does not read are shown while they exist, and
+// leave when deleted.
+func TestIgnoredKeysLeave(t *testing.T) {
+	c, _ := governed(t, registry.Options{}, map[string]map[string]string{"zk": {"a.script-router": "x"}})
+	status := func() string {
+		for _, r := range c.Debug().Governance {
+			if r.Key == "a.script-router" {
+				return r.Status
+			}
+		}
+		return ""
+	}
+	if s := status(); s != registry.RuleIgnored {
+		t.Fatalf("script route: status %q, want ignored", s)
+	}
+	c.SetRules("zk/config", nil, time.Now())
+	if s := status(); s != "" {
+		t.Fatalf("a deleted key is still listed (%s)", s)
+	}
+}
+
+// TestEmptyProtectionWithAPartialRule: a rule disabling one provider does not turn off
+// empty protection for a registry glitch that loses the others.
+func TestEmptyProtectionWithAPartialRule(t *testing.T) {
+	c, rec := governed(t, registry.Options{EmptyProtection: true}, map[string]map[string]string{"zk": {svcRule: disable}})
+	if got := weights(rec, hostname); got != "10.0.0.1:1=100" {
+		t.Fatalf("endpoints %q", got)
+	}
+	// The registry lists only the disabled provider (10.0.0.1 lost in a glitch).
+	c.SetProviders("zk", iface, []string{node("10.0.0.2", 1, iface, "application=a")}, time.Now())
+	if got := weights(rec, hostname); got != "10.0.0.1:1=100" {
+		t.Fatalf("endpoints %q: empty protection must keep 10.0.0.1", got)
+	}
+}

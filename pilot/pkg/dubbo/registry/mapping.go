@@ -161,7 +161,12 @@ func (o *Options) toEndpoint(u *provider.URL, registry, portName string) endpoin
 			weight = uint32(n)
 		}
 	}
-	spec.disabled = u.Params["disabled"] == "true" || u.Params["enabled"] == "false"
+	// Java's RegistryDirectory.toInvokers: a non-empty disabled decides; else enabled.
+	if d := u.Params["disabled"]; d != "" {
+		spec.disabled = strings.EqualFold(d, "true")
+	} else {
+		spec.disabled = strings.EqualFold(u.Params["enabled"], "false")
+	}
 	spec.stamp, _ = strconv.ParseInt(u.Params["timestamp"], 10, 64)
 	spec.ep = &model.IstioEndpoint{
 		Labels:          l,

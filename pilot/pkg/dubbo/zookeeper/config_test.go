@@ -93,7 +93,6 @@ func TestOverrideRulesFromZooKeeper(t *testing.T) {
 
 	// dubbo-admin disables 10.0.0.2 (any port): out of the endpoints, by an EDS update.
 	start := time.Now()
-	app.Put(t, demoRules+demoRuleKey, []byte(adminWeightNode+"\n"), false) // same rule, other bytes: nothing changes
 	app.Put(t, demoRules+demoRuleKey, []byte(adminDisable), false)
 	eventually(t, want("10.0.0.1:20880=100 10.0.0.1:20881=100"))
 	t.Logf("disable rule reached the endpoints in %v", time.Since(start))
