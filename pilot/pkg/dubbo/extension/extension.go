@@ -28,13 +28,19 @@ import (
 
 	"istio.io/istio/pilot/cmd/pilot-discovery/app"
 	"istio.io/istio/pilot/pkg/bootstrap"
+	"istio.io/istio/pilot/pkg/config/memory"
 	"istio.io/istio/pilot/pkg/model"
 	"istio.io/istio/pkg/cluster"
+	"istio.io/istio/pkg/config/host"
+	"istio.io/istio/pkg/config/schema/collection"
+	"istio.io/istio/pkg/config/schema/collections"
+	"istio.io/istio/pkg/config/schema/gvk"
 	"istio.io/istio/pkg/env"
 	"istio.io/istio/pkg/version"
 
 	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/appdiscovery"
 	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/dubbolog"
+	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/governance"
 	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/mosn"
 	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/nacos"
 	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/regaddr"
@@ -118,6 +124,7 @@ var flags = &Flags{}
 
 func init() {
 	app.CommandHooks = append(app.CommandHooks, addFlags)
+	app.InitHooks = append(app.InitHooks, initStores)
 	app.ServerHooks = append(app.ServerHooks, start)
 }
 
@@ -173,6 +180,44 @@ func addFlags(c *cobra.Command) {
 		"MOSN sidecars: port of the provider app on 127.0.0.1 behind inbound_dubbo (node metadata DUBBO_APP_PORT overrides) [env PILOT_DUBBO_APP_PORT]")
 }
 
+// routeStore holds the VirtualServices Dubbo's condition and tag routes make
+// (registry/routes.go); nil when no rules are read.
+var routeStore *memory.Controller
+
+// initStores runs inside bootstrap.NewServer: the route store joins istiod's aggregate
+// config store, so its VirtualServices reach every proxy as any other.
+func initStores(s *bootstrap.Server) {
+	if len(flags.Registries) == 0 || !flags.Governance {
+		return
+	}
+	routeStore = memory.NewController(memory.Make(collection.SchemasFor(collections.VirtualService)))
+	s.ConfigStores = append(s.ConfigStores, routeStore)
+}
+
+// userVirtualServices lists the VirtualServices of a host other than those route rules
+// make (an explicit one wins over them).
+func userVirtualServices(store model.ConfigStore) func(host.Name) []string {
+	return func(h host.Name) []string {
+		var out []string
+		for _, vs := range store.List(gvk.VirtualService, "") {
+			if vs.Labels[governance.DerivedLabel] != "" {
+				continue
+			}
+			spec, ok := vs.Spec.(interface{ GetHosts() []string })
+			if !ok {
+				continue
+			}
+			for _, vh := range spec.GetHosts() {
+				if host.Name(vh) == h || (host.Name(vh).IsWildCarded() && h.SubsetOf(host.Name(vh))) {
+					out = append(out, vs.Namespace+"/"+vs.Name)
+					break
+				}
+			}
+		}
+		return out
+	}
+}
+
 // start runs right after bootstrap.NewServer, before the server starts.
 func start(s *bootstrap.Server, args *bootstrap.PilotArgs, stop <-chan struct{}) error {
 	scope.Infof("dubbo-istiod %s extensions loaded", version.Info.Version)
@@ -188,6 +233,10 @@ func start(s *bootstrap.Server, args *bootstrap.PilotArgs, stop <-chan struct{})
 			return err
 		}
 		ctl.SetPusher(s.XDSServer)
+		if routeStore != nil {
+			ctl.SetRouteStore(routeStore)
+			ctl.SetVirtualServiceLister(userVirtualServices(s.XDSServer.Env.ConfigStore))
+		}
 		ctl.SetTrustDomain(func() string { return s.XDSServer.Env.Mesh().GetTrustDomain() })
 		s.ServiceController().AddRegistry(ctl)
 		s.AddDebugHandler("/debug/dubboz", "Dubbo registries, interfaces and provider instances", ctl.DebugHandler)

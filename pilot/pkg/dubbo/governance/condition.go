@@ -177,7 +177,8 @@ type ConditionExpr struct {
 
 // ParseConditionExpr parses a v2.7/v3.0 condition as Java's ConditionStateRouter does.
 func ParseConditionExpr(rule string) (*ConditionExpr, error) {
-	rule = strings.TrimSpace(rule)
+	// Java removes these prefixes from the whole rule before parsing it.
+	rule = strings.TrimSpace(strings.ReplaceAll(strings.ReplaceAll(rule, "consumer.", ""), "provider.", ""))
 	when, then := "", rule
 	if i := strings.Index(rule, "=>"); i >= 0 {
 		when, then = strings.TrimSpace(rule[:i]), strings.TrimSpace(rule[i+2:])

@@ -33,6 +33,10 @@ const (
 	KindTagRoute       Kind = "tag-router"
 )
 
+// DerivedLabel marks what route rules generate (services of provider selections, and
+// VirtualServices): its value is the hostname of the interface they route.
+const DerivedLabel = "dubbo.apache.org/governance-of"
+
 // Key is a rule's config-center key, parsed: <service key>.<kind> with a service key of
 // exactly three colon-separated parts (interface:version:group, both colons always
 // present, as Java's URL.getColonSeparatedKey writes them), or <application>.<kind>.

@@ -20,6 +20,8 @@ import (
 	"istio.io/istio/pilot/pkg/model"
 	"istio.io/istio/pkg/config/host"
 	"istio.io/istio/pkg/config/protocol"
+
+	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/governance"
 )
 
 // InterfaceLabel names the exact Dubbo interface of a ServiceEntry or Kubernetes Service
@@ -77,6 +79,11 @@ func (g *Generator) dubboServices(proxy *model.Proxy) []dubboService {
 	}
 	var out []dubboService
 	for _, svc := range proxy.SidecarScope.Services() {
+		if svc.Attributes.Labels[governance.DerivedLabel] != "" {
+			// A provider selection of governance routes: reached through its interface's
+			// routes only (its cluster is served like any other).
+			continue
+		}
 		for _, p := range svc.Ports {
 			if p.Protocol == protocol.Dubbo {
 				out = append(out, dubboService{svc: svc, port: p, iface: g.interfaceOf(svc)})

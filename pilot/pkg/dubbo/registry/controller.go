@@ -101,6 +101,9 @@ type Controller struct {
 	debugSections []debugSection // application levels and Nacos registries in /debug/dubboz
 
 	gov governanceState // governance rules from the config centers (governance.go), guarded by updateMu
+
+	routeStore model.ConfigStore         // where route rules' VirtualServices go (routes.go)
+	userVS     func(host.Name) []string // VirtualServices of a host other than ours (dubboz)
 }
 
 // ifaceState is one Dubbo interface over every source.
@@ -118,6 +121,7 @@ type ifaceState struct {
 	// publish (nil: no rule applied), for rules generation govGen; replaced, never mutated.
 	govSpecs map[*node]*endpointSpec
 	govGen   uint64
+	routes   *routeState // what route rules made of it (routes.go); nil: none
 }
 
 // NewController builds the registry. Sources must be added before Run.
@@ -222,6 +226,14 @@ func (c *Controller) publish(st *ifaceState, observed time.Time) {
 	present := len(st.present) > 0 || hasHeld(st)
 	specs := c.specs(st)
 	st.govSpecs, st.govGen = specs, c.gov.gen
+	defer func() {
+		if st.routes != nil || (st.svc != nil && c.ifaces[st.iface] == st) {
+			if c.ifaces[st.iface] != st {
+				st.svc = nil // gone: its routes go too
+			}
+			c.updateRoutes(st, specs)
+		}
+	}()
 	eps := mergeEndpoints(c.sourceStates(st), specs)
 	if c.opts.EmptyProtection && len(eps) == 0 && len(st.eps) > 0 && len(st.present) > 0 &&
 		// Providers an override rule disabled are gone on purpose, not a registry glitch.

@@ -16,6 +16,7 @@ package registry
 
 import (
 	"encoding/json"
+	"fmt"
 	"maps"
 	"net/http"
 	"slices"
@@ -23,6 +24,7 @@ import (
 	"time"
 
 	"istio.io/istio/pilot/pkg/model"
+	"istio.io/istio/pkg/config/host"
 )
 
 // DebugView is the JSON served at /debug/dubboz.
@@ -99,6 +101,27 @@ type DebugIface struct {
 	Instances  []DebugInstance `json:"instances"`
 	Rejected   []DebugRejected `json:"rejected,omitempty"`
 	Ignored    []DebugInstance `json:"ignored,omitempty"`
+	// Routes are what condition and tag routes make of the interface (docs/governance.md).
+	Routes *DebugRoutes `json:"routes,omitempty"`
+}
+
+// DebugRoutes is an interface's routes from governance rules.
+type DebugRoutes struct {
+	VirtualService string   `json:"virtualService,omitempty"`
+	Rules          []string `json:"rules,omitempty"`
+	Routes         int      `json:"routes"`
+	// Error is why the interface's route rules are left out.
+	Error string `json:"error,omitempty"`
+	// OverriddenBy are explicit VirtualServices of the hostname: they win over the rules.
+	OverriddenBy []string         `json:"overriddenBy,omitempty"`
+	Generated    []DebugGenerated `json:"generated,omitempty"`
+}
+
+// DebugGenerated is a generated service: the providers one route selects.
+type DebugGenerated struct {
+	Host      string   `json:"host"`
+	Selection string   `json:"selection"`
+	Endpoints []string `json:"endpoints"`
 }
 
 // DebugInstance is one provider instance.
@@ -131,6 +154,7 @@ type ifaceSnapshot struct {
 	sources                             []string // configured order
 	nodes, held                         []map[string]*node
 	specs                               map[*node]*endpointSpec
+	routes                              *routeState
 }
 
 // Debug returns the current view. It copies references under the update lock (cheap:
@@ -170,7 +194,7 @@ func (c *Controller) Debug() DebugView {
 		sn := ifaceSnapshot{
 			iface: st.iface, hostname: string(st.hostname), conflict: st.conflict, rejected: st.rejected,
 			service: st.svc != nil, registries: slices.Sorted(maps.Keys(st.present)), eps: st.eps,
-			specs: st.govSpecs,
+			specs: st.govSpecs, routes: st.routes,
 		}
 		for _, s := range c.sources {
 			sn.sources = append(sn.sources, s.name)
@@ -196,6 +220,28 @@ func (c *Controller) Debug() DebugView {
 	}
 	for _, sn := range snaps {
 		v.Interfaces = append(v.Interfaces, sn.render())
+	}
+	for i, sn := range snaps {
+		if sn.routes == nil {
+			continue
+		}
+		d := &DebugRoutes{Rules: sn.routes.rules, Error: sn.routes.err, Generated: []DebugGenerated{}}
+		if sn.routes.vs != nil {
+			d.VirtualService = c.opts.Namespace + "/" + VirtualServicePrefix + sn.hostname
+			d.Routes = len(sn.routes.vs.Http)
+		}
+		if c.userVS != nil {
+			d.OverriddenBy = c.userVS(host.Name(sn.hostname))
+		}
+		for _, h := range slices.Sorted(maps.Keys(sn.routes.derived)) {
+			g := sn.routes.derived[h]
+			eps := []string{}
+			for _, ep := range g.eps {
+				eps = append(eps, fmt.Sprintf("%s:%d", ep.FirstAddressOrNil(), ep.EndpointPort))
+			}
+			d.Generated = append(d.Generated, DebugGenerated{Host: string(h), Selection: g.steps, Endpoints: eps})
+		}
+		v.Interfaces[i].Routes = d
 	}
 	for i := range v.Governance {
 		r := &v.Governance[i]

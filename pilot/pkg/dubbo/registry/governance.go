@@ -58,6 +58,7 @@ const (
 	RuleNotApplied = "not_applied" // understood, but this rule kind is not honoured yet
 	RuleNoEffect   = "no_effect"   // valid, but nothing in it applies to providers (e.g. consumer-side or disabled items)
 	RuleIgnored    = "ignored"     // a key that names no rule dubbo-istiod reads
+	RuleLeftOut    = "left_out"    // valid, but a sidecar cannot evaluate it (reported; not applied)
 )
 
 // ruleEntry is one rule key over every config center.
@@ -72,6 +73,9 @@ type ruleEntry struct {
 	err     string // why the body in effect (or the last one read) was not taken
 	since   time.Time
 	applied *governance.Rule // the override in effect (the last valid one)
+	// The route rule in effect (the last valid one), condition or tag.
+	cond *governance.ConditionRule
+	tag  *governance.TagRule
 }
 
 // governanceState is the controller's rule state, guarded by updateMu.
@@ -84,6 +88,12 @@ type governanceState struct {
 	// no application rule exists, is published without looking at rules).
 	svcIfaces map[string]int
 	gen       uint64 // bumped at every change of the overrides in effect
+
+	// Route rules in effect: condition rules by service key (interface:version:group)
+	// and by application, tag rules by application.
+	svcCond map[string]*governance.ConditionRule
+	appCond map[string]*governance.ConditionRule
+	tags    map[string]*governance.TagRule
 }
 
 func (g *governanceState) init() {
@@ -92,6 +102,9 @@ func (g *governanceState) init() {
 		g.svc = map[string]*governance.Rule{}
 		g.app = map[string]*governance.Rule{}
 		g.svcIfaces = map[string]int{}
+		g.svcCond = map[string]*governance.ConditionRule{}
+		g.appCond = map[string]*governance.ConditionRule{}
+		g.tags = map[string]*governance.TagRule{}
 	}
 }
 
@@ -170,6 +183,7 @@ func (c *Controller) updateRule(e *ruleEntry, affected map[string]bool) {
 	if e.from == "" {
 		// Deleted everywhere: the rule is gone (Dubbo clears it on a DELETED event).
 		c.setOverride(e, nil, affected)
+		c.setRouteRule(e, nil, nil, affected)
 		delete(g.rules, e.name)
 		scope.Infof("governance rule %s removed", e.name)
 		return
@@ -203,17 +217,71 @@ func (c *Controller) updateRule(e *ruleEntry, affected map[string]bool) {
 		c.setOverride(e, r, affected)
 		scope.Infof("governance rule %s (from %s): %s, %d provider-side configurators", e.name, e.from, e.status, r.ProviderItems())
 	case governance.KindConditionRoute:
-		if _, err := governance.ParseConditionRule(body); err != nil {
+		r, err := governance.ParseConditionRule(body)
+		if err != nil {
 			c.invalidRule(e, err)
 			return
 		}
-		e.status, e.err = RuleNotApplied, "condition routes are read but not yet applied to routes"
+		e.status, e.err = RuleApplied, ""
+		if err := governance.CheckCondition(r); err != nil {
+			// Left out as Dubbo leaves out a rule it cannot use; never widened.
+			e.status, e.err = RuleLeftOut, err.Error()
+			ruleErrorsTotal.With(kindTag.Value(string(e.key.Kind))).Increment()
+			scope.Warnf("governance rule %s (from %s) is left out: %v", e.name, e.from, err)
+			r = nil
+		}
+		c.setRouteRule(e, r, nil, affected)
 	case governance.KindTagRoute:
-		if _, err := governance.ParseTagRule(body); err != nil {
+		r, err := governance.ParseTagRule(body)
+		if err != nil {
 			c.invalidRule(e, err)
 			return
 		}
-		e.status, e.err = RuleNotApplied, "tag routes are read but not yet applied to routes"
+		e.status, e.err = RuleApplied, ""
+		c.setRouteRule(e, nil, r, affected)
+	}
+}
+
+// setRouteRule puts a condition or tag rule (nil: none) in effect for e's key.
+func (c *Controller) setRouteRule(e *ruleEntry, cond *governance.ConditionRule, tag *governance.TagRule, affected map[string]bool) {
+	g := &c.gov
+	k := e.key
+	switch k.Kind {
+	case governance.KindConditionRoute:
+		if e.cond == cond {
+			return
+		}
+		e.cond = cond
+		m, name := g.appCond, k.Application
+		if k.Service() {
+			m, name = g.svcCond, k.Interface+":"+k.Version+":"+k.Group
+		}
+		if cond == nil {
+			delete(m, name)
+		} else {
+			m[name] = cond
+		}
+	case governance.KindTagRoute:
+		if e.tag == tag {
+			return
+		}
+		e.tag = tag
+		if tag == nil {
+			delete(g.tags, k.Application)
+		} else {
+			g.tags[k.Application] = tag
+		}
+	default:
+		return
+	}
+	if k.Service() {
+		affected[k.Interface] = true
+		return
+	}
+	for iface, st := range c.ifaces {
+		if ifaceHasApp(st, k.Application) {
+			affected[iface] = true
+		}
 	}
 }
 
@@ -360,6 +428,7 @@ func (c *Controller) configuredSpec(n *node) *endpointSpec {
 	cu.Params = params
 	spec := c.opts.toEndpoint(&cu, n.label, n.spec.ep.ServicePortName)
 	spec.governed = true
+	spec.params = params
 	return &spec
 }
 
@@ -367,7 +436,7 @@ func (c *Controller) configuredSpec(n *node) *endpointSpec {
 func (c *Controller) recordRuleGauges() {
 	counts := map[[2]string]int{}
 	for _, kind := range []governance.Kind{governance.KindOverride, governance.KindConditionRoute, governance.KindTagRoute, ""} {
-		for _, st := range []string{RuleApplied, RuleInvalid, RuleNotApplied, RuleNoEffect, RuleIgnored} {
+		for _, st := range []string{RuleApplied, RuleInvalid, RuleNotApplied, RuleNoEffect, RuleIgnored, RuleLeftOut} {
 			counts[[2]string{string(kind), st}] = 0
 		}
 	}

@@ -15,9 +15,20 @@
 package registry_test
 
 import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	networking "istio.io/api/networking/v1alpha3"
+
+	"istio.io/istio/pilot/pkg/config/memory"
+	"istio.io/istio/pkg/config/host"
+	"istio.io/istio/pkg/config/schema/collection"
+	"istio.io/istio/pkg/config/schema/collections"
+	"istio.io/istio/pkg/config/schema/gvk"
 	"istio.io/istio/pkg/monitoring/monitortest"
 
 	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/registry"
@@ -218,5 +229,119 @@ func TestEmptyProtectionWithAPartialRule(t *testing.T) {
 	c.SetProviders("zk", iface, []string{node("10.0.0.2", 1, iface, "application=a")}, time.Now())
 	if got := weights(rec, hostname); got != "10.0.0.1:1=100" {
 		t.Fatalf("endpoints %q: empty protection must keep 10.0.0.1", got)
+	}
+}
+
+// TestRouteRulesMakeVirtualServices: a condition route by method and a tag route become
+// one VirtualService of the interface's hostname and generated services of the selected
+// providers; provider changes are endpoint updates of those.
+func TestRouteRulesMakeVirtualServices(t *testing.T) {
+	store := memory.NewController(memory.Make(collection.SchemasFor(collections.VirtualService)))
+	rec := registrytest.NewRecorder()
+	c, err := registry.NewController(registry.Options{SyncTimeout: time.Hour, ServicePort: 20880, Namespace: "dubbo"}, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.AppendServiceHandler(rec.FullPush)
+	c.SetRouteStore(store)
+	if err := c.AddSource("zk", "test"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.AddConfigCenter("zk", "test"); err != nil {
+		t.Fatal(err)
+	}
+	c.SourceConnected("zk", true, false)
+	c.SetProviders("zk", iface, []string{
+		node("10.0.0.1", 20880, iface, "application=a"),
+		node("10.0.0.2", 20880, iface, "application=a"),
+		node("10.0.0.3", 20880, iface, "application=a"),
+	}, time.Now())
+	c.SourceSynced("zk")
+	c.SetRules("zk/config", bodies(map[string]string{
+		iface + "::.condition-router": "force: true\nconditions: ['method=refund => host=10.0.0.1']\n",
+		"a.tag-router":                "tags:\n- name: gray\n  addresses: ['10.0.0.3:20880']\n",
+	}), time.Now())
+	c.SourceSynced("zk/config")
+	if !c.HasSynced() {
+		t.Fatal("not synced")
+	}
+	vs := store.Get(gvk.VirtualService, registry.VirtualServicePrefix+hostname, "dubbo")
+	if vs == nil {
+		t.Fatalf("no VirtualService; have %v", store.List(gvk.VirtualService, ""))
+	}
+	spec := vs.Spec.(*networking.VirtualService)
+	var lines []string
+	for _, hr := range spec.Http {
+		var m []string
+		for _, mr := range hr.Match {
+			s := fmt.Sprintf("port=%d", mr.Port)
+			if mr.Method != nil {
+				s += " method=" + mr.Method.GetExact()
+			}
+			for _, k := range slices.Sorted(maps.Keys(mr.Headers)) {
+				s += " " + k + "=" + mr.Headers[k].GetExact() + mr.Headers[k].GetRegex()
+			}
+			m = append(m, s)
+		}
+		var d []string
+		for _, r := range hr.Route {
+			d = append(d, r.Destination.Host)
+		}
+		lines = append(lines, strings.Join(m, " | ")+" -> "+strings.Join(d, ","))
+	}
+	t.Logf("VirtualService:\n%s", strings.Join(lines, "\n"))
+	dv := c.Debug()
+	var routes *registry.DebugRoutes
+	for _, i := range dv.Interfaces {
+		if i.Interface == iface {
+			routes = i.Routes
+		}
+	}
+	if routes == nil || routes.Error != "" {
+		t.Fatalf("dubboz routes %+v", routes)
+	}
+	sel := map[string]string{}
+	for _, g := range routes.Generated {
+		sel[g.Selection] = strings.Join(g.Endpoints, ",")
+		if c.GetService(host.Name(g.Host)) == nil {
+			t.Fatalf("generated service %s not served", g.Host)
+		}
+		if got := strings.Join(rec.Addrs(g.Host), ","); got != strings.Join(g.Endpoints, ",") {
+			t.Fatalf("generated service %s endpoints %q, dubboz %q", g.Host, got, strings.Join(g.Endpoints, ","))
+		}
+	}
+	t.Logf("generated: %v", sel)
+	for want, eps := range map[string]string{"tag=gray": "10.0.0.3:20880", "untagged service#0": "10.0.0.1:20880", "untagged": "10.0.0.1:20880,10.0.0.2:20880"} {
+		if sel[want] != eps {
+			t.Errorf("selection %q: endpoints %q, want %q", want, sel[want], eps)
+		}
+	}
+	// A new untagged provider: an endpoint update of the generated services, no new VirtualService.
+	full := rec.Count("full ")
+	c.SetProviders("zk", iface, []string{
+		node("10.0.0.1", 20880, iface, "application=a"),
+		node("10.0.0.2", 20880, iface, "application=a"),
+		node("10.0.0.3", 20880, iface, "application=a"),
+		node("10.0.0.4", 20880, iface, "application=a"),
+	}, time.Now())
+	if rec.Count("full ") != full {
+		t.Fatalf("a provider joining made %d full pushes", rec.Count("full ")-full)
+	}
+	for _, g := range routes.Generated {
+		if g.Selection == "untagged" {
+			if got := strings.Join(rec.Addrs(g.Host), ","); got != "10.0.0.1:20880,10.0.0.2:20880,10.0.0.4:20880" {
+				t.Fatalf("untagged selection: %q", got)
+			}
+		}
+	}
+	// Rules deleted: the VirtualService and the generated services go.
+	c.SetRules("zk/config", nil, time.Now())
+	if store.Get(gvk.VirtualService, registry.VirtualServicePrefix+hostname, "dubbo") != nil {
+		t.Fatal("the VirtualService outlived its rules")
+	}
+	for _, g := range routes.Generated {
+		if c.GetService(host.Name(g.Host)) != nil {
+			t.Fatalf("generated service %s outlived its rules", g.Host)
+		}
 	}
 }

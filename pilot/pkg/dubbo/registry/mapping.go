@@ -134,6 +134,8 @@ type endpointSpec struct {
 	warning  string // a parameter was ignored (bad weight): logged once with the node
 	stamp    int64  // registration timestamp, to keep the newest of duplicates
 	governed bool   // made by override rules from the provider's own
+	// params are the provider's parameters as override rules made them (nil: its own).
+	params map[string]string
 }
 
 // toEndpoint maps one provider URL (docs/registry.md, "What a Dubbo interface becomes")

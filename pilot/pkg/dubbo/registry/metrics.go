@@ -30,6 +30,10 @@ var (
 		"dubbo_governance_rules",
 		"Governance rules read from the config centers, by kind (configurators, condition-router, tag-router, unknown) and status (applied, invalid, not_applied, no_effect, ignored).",
 	)
+	routeUpdates = monitoring.NewSum(
+		"dubbo_governance_route_updates_total",
+		"VirtualServices made or changed from Dubbo condition and tag routes (each one is a config update, a full push).",
+	)
 	ruleErrorsTotal = monitoring.NewSum(
 		"dubbo_governance_rule_errors_total",
 		"Governance rule bodies that did not parse, by kind; the last valid rule of the key stays in effect.",

@@ -1,0 +1,444 @@
+// Copyright dubbo-istiod authors.
+//
+// Licensed under the Apache License, Version 2.0 (the "License");
+// you may not use this file except in compliance with the License.
+// You may obtain a copy of the License at
+//
+//     http://www.apache.org/licenses/LICENSE-2.0
+//
+// Unless required by applicable law or agreed to in writing, software
+// distributed under the License is distributed on an "AS IS" BASIS,
+// WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+// See the License for the specific language governing permissions and
+// limitations under the License.
+
+package registry
+
+import (
+	"fmt"
+	"hash/fnv"
+	"maps"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	networking "istio.io/api/networking/v1alpha3"
+
+	"istio.io/istio/pilot/pkg/model"
+	"istio.io/istio/pkg/config"
+	"istio.io/istio/pkg/config/host"
+	"istio.io/istio/pkg/config/schema/gvk"
+
+	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/governance"
+)
+
+// Condition and tag routes (docs/governance.md, "Routes"). For each interface whose
+// providers a route rule concerns, the Java router chain is compiled against the
+// providers (governance.Chain.Compile) into:
+//   - one VirtualService for the interface's hostname, in a config store of ours that
+//     istiod reads beside its own (MOSN and Envoy sidecars get it as any VirtualService);
+//   - a generated service per provider selection the routes name,
+//     <selection>-<hash>.<hostname>, whose endpoints are the selected providers'
+//     (a provider coming or going is an endpoint update of these too).
+// An explicit VirtualService for the hostname wins: ours is created as the newest, and
+// Istio takes the oldest VirtualService of a host.
+
+// routesCreated is the creation time of our VirtualServices: after any real one, so an
+// operator's VirtualService for the same host wins everywhere Istio picks the oldest.
+var routesCreated = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// VirtualServicePrefix names our VirtualServices: <prefix><hostname>.
+const VirtualServicePrefix = "dubbo-governance-"
+
+// SetRouteStore is where the VirtualServices of condition and tag routes go (a config
+// store istiod reads; nil: route rules are read but not applied). Call it before Run.
+func (c *Controller) SetRouteStore(s model.ConfigStore) { c.routeStore = s }
+
+// SetVirtualServiceLister tells /debug/dubboz which VirtualServices exist for a host
+// besides ours (an explicit one wins over route rules). Call it before Run.
+func (c *Controller) SetVirtualServiceLister(f func(host.Name) []string) { c.userVS = f }
+
+// routeState is what route rules made of an interface.
+type routeState struct {
+	vs      *networking.VirtualService // nil: none
+	derived map[host.Name]*derivedService
+	err     string   // why the interface's rules are left out
+	rules   []string // the rule keys compiled
+}
+
+// derivedService is a generated service: the providers one route selects.
+type derivedService struct {
+	svc   *model.Service
+	eps   []*model.IstioEndpoint
+	steps string // the router decisions that select them
+}
+
+// routeRules reports whether any route rule, or a provider's own tag, concerns the
+// interface's providers (nodes: the published providers).
+func (c *Controller) routeRules(nodes []*node, specs map[*node]*endpointSpec) bool {
+	g := &c.gov
+	if c.routeStore == nil {
+		return false
+	}
+	for _, n := range nodes {
+		p := nodeParams(n, specs)
+		app := p["application"]
+		if g.tags[app] != nil || g.appCond[app] != nil || p[governance.TagKey] != "" {
+			return true
+		}
+		if g.svcCond[n.url.Interface()+":"+p["version"]+":"+p["group"]] != nil {
+			return true
+		}
+	}
+	return false
+}
+
+func nodeParams(n *node, specs map[*node]*endpointSpec) map[string]string {
+	if sp, ok := specs[n]; ok && sp.params != nil {
+		return sp.params
+	}
+	return n.url.Params
+}
+
+// publishedNodes maps the published endpoints back to their nodes.
+func publishedNodes(st *ifaceState, eps []*model.IstioEndpoint, specs map[*node]*endpointSpec) []*node {
+	byEP := map[*model.IstioEndpoint]*node{}
+	for _, set := range []map[string]map[string]*node{st.nodes, st.held} {
+		for _, nodes := range set {
+			for _, n := range nodes {
+				if n.url == nil {
+					continue
+				}
+				sp := &n.spec
+				if g, ok := specs[n]; ok {
+					sp = g
+				}
+				byEP[sp.ep] = n
+			}
+		}
+	}
+	out := make([]*node, 0, len(eps))
+	for _, ep := range eps {
+		if n := byEP[ep]; n != nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// updateRoutes recomputes an interface's routes after its endpoints or rules changed
+// (st.svc nil: the interface is gone, and so are its routes).
+func (c *Controller) updateRoutes(st *ifaceState, specs map[*node]*endpointSpec) {
+	var next *routeState
+	if st.svc != nil {
+		nodes := publishedNodes(st, st.eps, specs)
+		if c.routeRules(nodes, specs) {
+			next = c.compileRoutes(st, nodes, specs)
+		}
+	}
+	prev := st.routes
+	st.routes = next
+	c.applyRoutes(st, prev, next)
+}
+
+// compileRoutes runs the chain of each service key (version, group) the providers have,
+// per protocol: a Dubbo consumer routes among dubbo:// providers, a Triple one among
+// tri:// providers, so each port's routes come from its own providers.
+func (c *Controller) compileRoutes(st *ifaceState, nodes []*node, specs map[*node]*endpointSpec) *routeState {
+	g := &c.gov
+	type keyed struct {
+		version, group string
+		triple         bool
+		ps             []governance.Provider
+		eps            []*model.IstioEndpoint
+		apps           []string
+	}
+	byKey := map[string]*keyed{}
+	keyOf := map[string]string{} // chain key -> its service key (version:group)
+	for i, n := range nodes {
+		p := nodeParams(n, specs)
+		sk := p["version"] + ":" + p["group"]
+		triple := st.eps[i].ServicePortName == TriplePortName
+		k := sk
+		if triple {
+			k = "tri/" + sk
+		}
+		kd := byKey[k]
+		if kd == nil {
+			kd = &keyed{version: p["version"], group: p["group"], triple: triple}
+			byKey[k] = kd
+			keyOf[k] = sk
+		}
+		kd.ps = append(kd.ps, governance.Provider{Interface: n.url.Interface(), Protocol: n.url.Protocol,
+			IP: n.url.IP, Port: int(n.url.Port), Params: p})
+		kd.eps = append(kd.eps, st.eps[i])
+		if app := p["application"]; app != "" && !slices.Contains(kd.apps, app) {
+			kd.apps = append(kd.apps, app)
+		}
+	}
+	keys := slices.Sorted(maps.Keys(byKey))
+	// Service keys with a version or group first: their routes name it, and the routes of
+	// the key without either (matching any call) come last.
+	sort.SliceStable(keys, func(i, j int) bool { return keyOf[keys[i]] != ":" && keyOf[keys[j]] == ":" })
+	rs := &routeState{derived: map[host.Name]*derivedService{}}
+	vs := &networking.VirtualService{Hosts: []string{string(st.hostname)}}
+	serviceKeys := map[string]bool{}
+	for _, sk := range keyOf {
+		serviceKeys[sk] = true
+	}
+	multi := len(serviceKeys) > 1
+	rules := map[string]bool{}
+	for _, k := range keys {
+		kd := byKey[k]
+		// Java takes the application of the first provider for the tag rule; the
+		// provider-application condition rule likewise.
+		app := ""
+		if len(kd.apps) > 0 {
+			sort.Strings(kd.apps)
+			app = kd.apps[0]
+		}
+		svcKey := st.iface + ":" + kd.version + ":" + kd.group
+		sk := keyOf[k]
+		ch := &governance.Chain{Tag: g.tags[app]}
+		if r := g.svcCond[svcKey]; r != nil {
+			ch.Conditions, ch.Names = append(ch.Conditions, r), append(ch.Names, "service")
+			rules[svcKey+"."+string(governance.KindConditionRoute)] = true
+		}
+		if r := g.appCond[app]; r != nil && app != "" {
+			ch.Conditions, ch.Names = append(ch.Conditions, r), append(ch.Names, "app")
+			rules[app+"."+string(governance.KindConditionRoute)] = true
+		}
+		if ch.Tag != nil {
+			rules[app+"."+string(governance.KindTagRoute)] = true
+		}
+		specs, err := ch.Compile(kd.ps)
+		if err != nil {
+			rs.err = fmt.Sprintf("service key %s: %v", svcKey, err)
+			scope.Warnf("interface %s: route rules left out: %s", st.iface, rs.err)
+			return &routeState{err: rs.err}
+		}
+		all := !multi
+		for i, spec := range specs {
+			name := fmt.Sprintf("governance-%d", i)
+			if sk != ":" {
+				name = fmt.Sprintf("governance-%s-%d", sanitize(sk), i)
+			}
+			if kd.triple {
+				name = "tri-" + name
+			}
+			hr := &networking.HTTPRoute{Name: name}
+			hr.Match = c.routeMatches(st, spec, kd.version, kd.group, multi, kd.triple)
+			total := 0
+			for _, d := range spec.Dests {
+				total += d.Weight
+			}
+			for _, d := range spec.Dests {
+				h := st.hostname
+				if !(all && len(d.Steps) == 0) {
+					h = c.derive(st, rs, sk, kd.triple, d, kd.eps)
+				}
+				dest := &networking.HTTPRouteDestination{Destination: &networking.Destination{Host: string(h)}}
+				if len(spec.Dests) > 1 {
+					dest.Weight = int32(max(1, d.Weight*100/max(total, 1)))
+				}
+				hr.Route = append(hr.Route, dest)
+			}
+			vs.Http = append(vs.Http, hr)
+		}
+	}
+	rs.vs = vs
+	rs.rules = slices.Sorted(maps.Keys(rules))
+	return rs
+}
+
+// routeMatches is a route's match on its protocol's port: on the Dubbo port the method
+// and attachments (and the service key's version and group when the interface has
+// several); on the Triple port the path /<interface>/<method>, headers of the
+// attachments' names, and Triple's tri-service-version/group.
+func (c *Controller) routeMatches(st *ifaceState, spec governance.RouteSpec, version, group string, multi, triple bool) []*networking.HTTPMatchRequest {
+	headers := map[string]*networking.StringMatch{}
+	for k, a := range spec.Attachments {
+		if a.Present {
+			headers[k] = &networking.StringMatch{MatchType: &networking.StringMatch_Regex{Regex: ".+"}}
+		} else {
+			headers[k] = &networking.StringMatch{MatchType: &networking.StringMatch_Exact{Exact: a.Value}}
+		}
+	}
+	exact := func(v string) *networking.StringMatch {
+		return &networking.StringMatch{MatchType: &networking.StringMatch_Exact{Exact: v}}
+	}
+	keyed := multi && (version != "" || group != "")
+	if !triple {
+		m := &networking.HTTPMatchRequest{Port: c.opts.ServicePort, Headers: headers}
+		if spec.Method != "" {
+			m.Method = exact(spec.Method)
+		}
+		if keyed {
+			m.Headers["version"], m.Headers["group"] = exact(version), exact(group)
+		}
+		return []*networking.HTTPMatchRequest{m}
+	}
+	m := &networking.HTTPMatchRequest{Port: c.opts.TriplePort, Headers: headers}
+	if spec.Method != "" {
+		m.Uri = exact("/" + st.iface + "/" + spec.Method)
+	}
+	if keyed {
+		m.Headers["tri-service-version"], m.Headers["tri-service-group"] = exact(version), exact(group)
+	}
+	return []*networking.HTTPMatchRequest{m}
+}
+
+// derive returns the generated service of a destination, adding it to rs.
+func (c *Controller) derive(st *ifaceState, rs *routeState, key string, triple bool, d governance.Dest, eps []*model.IstioEndpoint) host.Name {
+	var steps []string
+	if triple {
+		steps = append(steps, "tri")
+	}
+	if key != ":" {
+		steps = append(steps, "key="+key)
+	}
+	for _, s := range d.Steps {
+		// A tag no rule or provider names is shown as *.
+		steps = append(steps, strings.ReplaceAll(string(s), governance.OtherValue, "*"))
+	}
+	desc := strings.Join(steps, " ")
+	if desc == "" {
+		desc = "all"
+	}
+	h := fnv.New32a()
+	h.Write([]byte(desc))
+	label := sanitize(desc)
+	if len(label) > 40 {
+		label = strings.Trim(label[:40], "-")
+	}
+	name := host.Name(fmt.Sprintf("%s-%06x.%s", label, h.Sum32()&0xffffff, st.hostname))
+	if _, ok := rs.derived[name]; !ok {
+		sel := make([]*model.IstioEndpoint, 0, len(d.Providers))
+		for _, i := range d.Providers {
+			sel = append(sel, eps[i])
+		}
+		rs.derived[name] = &derivedService{eps: sel, steps: desc}
+	}
+	return name
+}
+
+// sanitize keeps [a-z0-9-] of s (lower-cased), other runs as one '-'.
+func sanitize(s string) string {
+	var b strings.Builder
+	dash := false
+	for _, r := range strings.ToLower(s) {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			b.WriteRune(r)
+			dash = false
+		} else if !dash && b.Len() > 0 {
+			b.WriteByte('-')
+			dash = true
+		}
+	}
+	return strings.Trim(b.String(), "-")
+}
+
+// applyRoutes tells istiod what changed between two route states of an interface: the
+// VirtualService (a config update: full push), generated services added or removed
+// (service events), their endpoints (endpoint updates).
+func (c *Controller) applyRoutes(st *ifaceState, prev, next *routeState) {
+	ns := c.opts.Namespace
+	var prevVS, nextVS *networking.VirtualService
+	prevDerived, nextDerived := map[host.Name]*derivedService{}, map[host.Name]*derivedService{}
+	if prev != nil {
+		prevVS, prevDerived = prev.vs, prev.derived
+	}
+	if next != nil {
+		nextVS, nextDerived = next.vs, next.derived
+	}
+	synced := c.synced.Load()
+	// Generated services first: the VirtualService must never name a missing one.
+	for h, d := range nextDerived {
+		old := prevDerived[h]
+		if old == nil {
+			d.svc = c.derivedService(st, h)
+			c.store.setService(h, st.iface, d.svc)
+			c.xds.EDSCacheUpdate(c.shard, string(h), ns, d.eps)
+			if synced {
+				c.xds.SvcUpdate(c.shard, string(h), ns, model.EventAdd)
+				c.NotifyServiceHandlers(nil, d.svc, model.EventAdd)
+			}
+			continue
+		}
+		d.svc = old.svc
+		if !samePorts(old.svc.Ports, st.svc.Ports) {
+			d.svc = c.derivedService(st, h)
+			d.svc.CreationTime = old.svc.CreationTime
+			c.store.setService(h, st.iface, d.svc)
+			c.xds.EDSCacheUpdate(c.shard, string(h), ns, d.eps)
+			if synced {
+				c.xds.SvcUpdate(c.shard, string(h), ns, model.EventUpdate)
+				c.NotifyServiceHandlers(old.svc, d.svc, model.EventUpdate)
+			}
+			continue
+		}
+		if !sameEndpoints(old.eps, d.eps) {
+			switch {
+			case synced && c.pacer != nil:
+				c.xds.EDSCacheUpdate(c.shard, string(h), ns, d.eps)
+				c.pacer.mark(string(h), ns)
+			case synced:
+				c.xds.EDSUpdate(c.shard, string(h), ns, d.eps)
+			default:
+				c.xds.EDSCacheUpdate(c.shard, string(h), ns, d.eps)
+			}
+		}
+	}
+	name := VirtualServicePrefix + string(st.hostname)
+	switch {
+	case nextVS == nil && prevVS != nil:
+		if err := c.routeStore.Delete(gvk.VirtualService, name, ns, nil); err != nil {
+			scope.Warnf("interface %s: cannot delete VirtualService %s/%s: %v", st.iface, ns, name, err)
+		}
+		scope.Infof("interface %s: route rules no longer apply; VirtualService %s/%s removed", st.iface, ns, name)
+	case nextVS != nil && (prevVS == nil || !proto.Equal(prevVS, nextVS)):
+		cfg := config.Config{
+			Meta: config.Meta{
+				GroupVersionKind: gvk.VirtualService, Name: name, Namespace: ns,
+				CreationTimestamp: routesCreated,
+				Labels:            map[string]string{governance.DerivedLabel: string(st.hostname)},
+				Annotations:       map[string]string{"dubbo.apache.org/rules": strings.Join(next.rules, ",")},
+			},
+			Spec: nextVS,
+		}
+		var err error
+		if c.routeStore.Get(gvk.VirtualService, name, ns) == nil {
+			_, err = c.routeStore.Create(cfg)
+		} else {
+			_, err = c.routeStore.Update(cfg)
+		}
+		if err != nil {
+			scope.Errorf("interface %s: cannot store VirtualService %s/%s: %v", st.iface, ns, name, err)
+		} else {
+			routeUpdates.Increment()
+			scope.Infof("interface %s: route rules %v make VirtualService %s/%s (%d routes, %d generated services)",
+				st.iface, next.rules, ns, name, len(nextVS.Http), len(nextDerived))
+		}
+	}
+	for h, d := range prevDerived {
+		if nextDerived[h] != nil {
+			continue
+		}
+		c.store.setService(h, "", nil)
+		c.xds.SvcUpdate(c.shard, string(h), ns, model.EventDelete)
+		if synced {
+			c.NotifyServiceHandlers(d.svc, d.svc, model.EventDelete)
+		}
+	}
+}
+
+func (c *Controller) derivedService(st *ifaceState, h host.Name) *model.Service {
+	svc := c.newService(st, nil)
+	svc.Hostname = h
+	svc.Ports = st.svc.Ports
+	svc.Attributes.Name = string(h)
+	svc.Attributes.Labels = map[string]string{governance.DerivedLabel: string(st.hostname)}
+	return svc
+}
