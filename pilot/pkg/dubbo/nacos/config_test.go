@@ -185,6 +185,71 @@ func TestRulesReadBeforeReady(t *testing.T) {
 	}
 }
 
+// TestRulesKeptWhileServerDown: a Nacos outage keeps the rules read last, and the
+// re-reads after the reconnection do not lose them: the disabled instance never comes
+// back.
+func TestRulesKeptWhileServerDown(t *testing.T) {
+	srv := nacosfw.Start(t, nacosfw.Options{})
+	srv.RegisterInstance(t, "", greetService, "", "10.0.0.1", 20880, providerMetadata("greet"))
+	srv.RegisterInstance(t, "", greetService, "", "10.0.0.2", 20880, providerMetadata("greet"))
+	srv.PublishConfig(t, "", greetRuleKey, rulesGroup, adminDisable)
+	e := start(t, governanceFlags(t, srv.URL()))
+	retry.UntilSuccessOrFail(t, e.rec.WantAddrs(greetHost, "10.0.0.1:20880"), retry.Timeout(wait))
+	ruleStatus(t, e, greetRuleKey, registry.RuleApplied)
+	// Updates that put 10.0.0.2 back (two endpoints), before and after the outage.
+	back := func() int { return e.rec.Count("eds "+greetHost+" 2") + e.rec.Count("edscache "+greetHost+" 2") }
+	before := back()
+
+	srv.Kill()
+	retry.UntilSuccessOrFail(t, func() error {
+		if e.nacosView(t)["connected"] != false {
+			return errorf("still connected")
+		}
+		return nil
+	}, retry.Timeout(wait))
+	// The lists fail meanwhile (the config source reports it), the rule stays.
+	retry.UntilSuccessOrFail(t, func() error {
+		for _, r := range e.dubboz(t).Registries {
+			if r.Name != srv.Address()+registry.ConfigSourceSuffix {
+				continue
+			}
+			if r.Connected || len(r.ListErrors) == 0 {
+				return fmt.Errorf("config source %s: connected %v, list errors %v, want disconnected and failing", r.Name, r.Connected, r.ListErrors)
+			}
+			return nil
+		}
+		return fmt.Errorf("no config source in /debug/dubboz")
+	}, retry.Timeout(wait))
+	ruleStatus(t, e, greetRuleKey, registry.RuleApplied)
+	srv.Start()
+	up := time.Now()
+	// After the reconnection every key is read again (a new session), then the list
+	// completes: wait for a list after the restart.
+	retry.UntilSuccessOrFail(t, func() error {
+		n := e.nacosView(t)
+		last, _ := time.Parse(time.RFC3339Nano, fmt.Sprint(n["lastList"]))
+		if n["connected"] != true || !last.After(up) {
+			return fmt.Errorf("no list since the restart yet (connected %v, last list %v)", n["connected"], n["lastList"])
+		}
+		return nil
+	}, retry.Timeout(wait))
+	t.Logf("listed again %v after the server started", time.Since(up))
+	ruleStatus(t, e, greetRuleKey, registry.RuleApplied)
+	// Changes are delivered again once the client listens on the new connection.
+	published := time.Now()
+	srv.PublishConfig(t, "", "greet.configurators", rulesGroup, "configs:\n- side: provider\n  parameters: {weight: 7}\n")
+	retry.UntilSuccessOrFail(t, func() error {
+		if got := weightsOf(e, greetHost); got != "10.0.0.1:20880=7" {
+			return fmt.Errorf("endpoints %q, want 10.0.0.1:20880=7", got)
+		}
+		return nil
+	}, retry.Timeout(wait))
+	t.Logf("a rule published after the restart reached the endpoints in %v", time.Since(published))
+	if n := back() - before; n != 0 {
+		t.Errorf("%d endpoint updates with the disabled instance back during the outage or after it", n)
+	}
+}
+
 func ruleStatus(t *testing.T, e *env, key, status string) registry.DebugRule {
 	t.Helper()
 	var out registry.DebugRule
