@@ -37,8 +37,8 @@ import (
 // interface-level instances) <app>.configurators, .condition-router and .tag-router. A
 // rule for a service nobody registers is not read: it would match nothing.
 //
-// New keys are listened to (gRPC config listen, patched nowhere: a change arrives in
-// about a second, from Polaris too) and then read. A notification triggers a read of the
+// New keys are listened to (gRPC config listen: a change or deletion arrives in
+// about a second, Polaris v1.18.1 included) and then read. A notification triggers a read of the
 // key rather than taking the content it carries: the SDK calls every listener in a
 // goroutine of its own, so two quick changes may be delivered in either order, and the
 // serialised reads leave the newest body. Keys are re-read after a failed read and after
