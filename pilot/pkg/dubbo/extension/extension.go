@@ -170,7 +170,7 @@ func addFlags(c *cobra.Command) {
 	f.StringVar(&flags.NacosDir, "dubboNacosDir", nacosDir,
 		"Directory of the Nacos clients' cache and logs (one subdirectory per registry; never the working directory) [env PILOT_DUBBO_NACOS_DIR]")
 	f.BoolVar(&flags.Governance, "dubboGovernance", governanceEnv,
-		"Read Dubbo's governance rules from each registry's config center (ZooKeeper /dubbo/config/dubbo; a registry address's "+
+		"Read Dubbo's governance rules from each registry's config center (ZooKeeper /dubbo/config/dubbo, Nacos group dubbo; a registry address's "+
 			"config-center=false turns it off for that registry) and apply override rules to the providers' endpoints [env PILOT_DUBBO_GOVERNANCE]")
 	f.Uint32Var(&flags.MOSN.OutboundPort, "dubboOutboundPort", uint32(outboundPortEnv),
 		"MOSN sidecars: port of the egress_dubbo listener on 127.0.0.1 that consumer apps call (node metadata DUBBO_OUTBOUND_PORT overrides) [env PILOT_DUBBO_OUTBOUND_PORT]")
@@ -371,9 +371,18 @@ func addNacos(f Flags, ctl *registry.Controller, addr string, defLevels regaddr.
 		w.SetAppSink(src, src.Name())
 		runners = append(runners, src)
 	}
+	rules := "not read"
+	if f.Governance && cfg.ConfigGroup != "" {
+		name, err := ctl.AddConfigCenter(cfg.Name, cfg.Address+" group "+cfg.ConfigGroup)
+		if err != nil {
+			return nil, err
+		}
+		w.SetConfigSink(ctl, name)
+		rules = fmt.Sprintf("from group %s of namespace %s (the keys of the services and applications listed)", cfg.ConfigGroup, cfg.NamespaceName())
+	}
 	ctl.AddDebugSection(registry.SectionNacos, func() any { return w.Debug() })
-	scope.Infof("Dubbo registry %s: Nacos %v, namespace %s, group %s, levels %v, services listed every %v, client files under %s",
-		cfg.Name, cfg.Servers, cfg.NamespaceName(), cfg.Group, cfg.Levels, cfg.ListInterval, cfg.Dir)
+	scope.Infof("Dubbo registry %s: Nacos %v, namespace %s, group %s, levels %v, governance rules %s, services listed every %v, client files under %s",
+		cfg.Name, cfg.Servers, cfg.NamespaceName(), cfg.Group, cfg.Levels, rules, cfg.ListInterval, cfg.Dir)
 	return append(runners, w), nil
 }
 

@@ -54,11 +54,17 @@ type Config struct {
 	Dir string
 	// Timeout bounds one request to the server.
 	Timeout time.Duration
+	// ConfigGroup is the Nacos group of Dubbo's governance rules (dataId = the rule key,
+	// in the registry's namespace; default "dubbo", the address's config-group=); ""
+	// when config-center=false.
+	ConfigGroup string
 }
 
 const (
 	defaultPort  = "8848"
 	DefaultGroup = "DEFAULT_GROUP"
+	// DefaultConfigGroup is the group of Java Dubbo's config center (and dubbo-admin's rules).
+	DefaultConfigGroup = "dubbo"
 	// PublicNamespace is Nacos's default namespace: its id is empty.
 	PublicNamespace = "public"
 )
@@ -112,6 +118,16 @@ func ParseAddress(addr string) (Config, error) {
 	}
 	if c.Password != "" && c.Username == "" {
 		return c, fmt.Errorf("registry address %q: a password without a username", c.Address)
+	}
+	switch cc := p.Get("config-center"); cc {
+	case "", "true":
+		c.ConfigGroup = DefaultConfigGroup
+		if g := p.Get("config-group"); g != "" {
+			c.ConfigGroup = g
+		}
+	case "false":
+	default:
+		return c, fmt.Errorf("registry address %q: config-center=%q: want true or false", c.Address, cc)
 	}
 	c.Name = p.Get("name")
 	if c.Name == "" {

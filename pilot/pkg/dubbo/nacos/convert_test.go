@@ -195,6 +195,7 @@ func TestParseAddress(t *testing.T) {
 		name, servers, ns, group, user string
 		pass, ak                       string
 		levels                         string
+		rules                          string // the config group; "-": none
 		err                            string
 	}{
 		{addr: "nacos://127.0.0.1:8848", name: "127.0.0.1:8848", servers: "127.0.0.1:8848", ns: "", group: "DEFAULT_GROUP"},
@@ -206,6 +207,11 @@ func TestParseAddress(t *testing.T) {
 			servers: "10.0.0.1:8848", group: "DEFAULT_GROUP", user: "u", pass: "p", ak: "AK"},
 		{addr: "NACOS://10.0.0.1:8848/org.apache.dubbo.registry.RegistryService?timeout=5000", name: "10.0.0.1:8848",
 			servers: "10.0.0.1:8848", group: "DEFAULT_GROUP"},
+		{addr: "nacos://10.0.0.1:8848?config-group=governance&config-center=true", name: "10.0.0.1:8848",
+			servers: "10.0.0.1:8848", group: "DEFAULT_GROUP", rules: "governance"},
+		{addr: "nacos://10.0.0.1:8848?config-center=false&config-group=governance", name: "10.0.0.1:8848",
+			servers: "10.0.0.1:8848", group: "DEFAULT_GROUP", rules: "-"},
+		{addr: "nacos://10.0.0.1:8848?config-center=no", err: "config-center"},
 		{addr: "zookeeper://10.0.0.1:2181", err: "not a nacos:// address"},
 		{addr: "nacos://", err: "no server"},
 		{addr: "nacos://10.0.0.1:65000", err: "gRPC port"},
@@ -231,6 +237,14 @@ func TestParseAddress(t *testing.T) {
 				if got[i] != want[i] {
 					t.Errorf("field %d: got %q, want %q (%+v)", i, got[i], want[i], cfg)
 				}
+			}
+			switch want := c.rules; {
+			case want == "" && cfg.ConfigGroup != DefaultConfigGroup:
+				t.Errorf("config group %q, want the default %q", cfg.ConfigGroup, DefaultConfigGroup)
+			case want == "-" && cfg.ConfigGroup != "":
+				t.Errorf("config group %q with config-center=false", cfg.ConfigGroup)
+			case want != "" && want != "-" && cfg.ConfigGroup != want:
+				t.Errorf("config group %q, want %q", cfg.ConfigGroup, want)
 			}
 			if c.levels != "" && cfg.Levels.String() != c.levels {
 				t.Errorf("levels %v, want %s", cfg.Levels, c.levels)

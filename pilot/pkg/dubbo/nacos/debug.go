@@ -45,6 +45,10 @@ type DebugRegistry struct {
 	Rejected         int        `json:"rejected"`
 	Pushes           int        `json:"pushes"`
 	LastPush         *time.Time `json:"lastPush,omitempty"`
+	// RulesGroup is the group of the governance rules read ("" when none are); RuleKeys
+	// counts the rule keys watched (those of the services and applications known).
+	RulesGroup string `json:"rulesGroup,omitempty"`
+	RuleKeys   int    `json:"ruleKeys,omitempty"`
 	// Errors are the failing requests (list, client, subscribe <service>, ...).
 	Errors   map[string]debugError `json:"errors,omitempty"`
 	Services []DebugService        `json:"services"`
@@ -67,6 +71,7 @@ type DebugService struct {
 
 // Debug is the registry's state for /debug/dubboz.
 func (w *Watcher) Debug() DebugRegistry {
+	ruleKeys := w.watchedRuleKeys()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	d := DebugRegistry{
@@ -75,6 +80,10 @@ func (w *Watcher) Debug() DebugRegistry {
 		Connected: w.connected, Synced: w.synced, ServicesListed: w.listed,
 		Subscribed: map[string]int{"interface": 0, "application": 0},
 		Services:   []DebugService{},
+		RuleKeys:   ruleKeys,
+	}
+	if w.rules != nil {
+		d.RulesGroup = w.rules.group
 	}
 	if !w.lastList.IsZero() {
 		t := w.lastList

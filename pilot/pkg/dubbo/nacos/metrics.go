@@ -42,7 +42,7 @@ var (
 	)
 	errorsTotal = monitoring.NewSum(
 		"dubbo_nacos_errors_total",
-		"Failed Nacos requests by reason: auth (the login with the registry's credentials was refused), client (creating the client), list (the service list), subscribe, unsubscribe, metadata (a metadata config read).",
+		"Failed Nacos requests by reason: auth (the login with the registry's credentials was refused), client (creating the client), list (the service list), subscribe, unsubscribe, metadata (a metadata config read), rule (a governance rule read or listen), unlisten.",
 	)
 	rejectedTotal = monitoring.NewSum(
 		"dubbo_nacos_rejected_instances_total",

@@ -77,6 +77,7 @@ type Watcher struct {
 	ifaceSrc string // "" when the interface level is not read
 	apps     AppSink
 	appSrc   string
+	rules    *configState // nil when no governance rules are read
 
 	// healthInterval and newClients are replaced by tests.
 	healthInterval time.Duration
@@ -114,10 +115,11 @@ type subscription struct {
 	param    *vo.SubscribeParam
 	key      listID // the instance list last applied
 	last     []model.Instance
-	missing  int // consecutive service lists without it
-	dubbo    int // Dubbo instances listed
-	out      int // of which out of rotation
-	nonDubbo int // instances of a candidate application that are not Dubbo's
+	missing  int      // consecutive service lists without it
+	dubbo    int      // Dubbo instances listed
+	out      int      // of which out of rotation
+	nonDubbo int      // instances of a candidate application that are not Dubbo's
+	apps     []string // applications of an interface's instances (their rule keys are watched)
 	rejected int
 	pushes   int
 	lastPush time.Time
@@ -349,6 +351,11 @@ func (w *Watcher) observeLocked(gen uint64, up bool) (newSession, changed bool) 
 	for _, src := range w.sources() {
 		w.sink.SourceConnected(src, up, newSession)
 	}
+	if w.rules != nil {
+		// The config client has a connection of its own, to the same servers: the naming
+		// client's stands for both.
+		w.rules.sink.SourceConnected(w.rules.source, up, newSession)
+	}
 	return newSession, true
 }
 
@@ -359,7 +366,7 @@ func (w *Watcher) syncServices() {
 	w.syncMu.Lock()
 	defer w.syncMu.Unlock()
 	w.mu.Lock()
-	naming := w.naming
+	naming, config := w.naming, w.config
 	w.mu.Unlock()
 	names, err := w.listServices(naming)
 	if err != nil {
@@ -430,6 +437,7 @@ func (w *Watcher) syncServices() {
 	}
 	wg.Wait()
 	w.resync(naming)
+	w.syncRules(config, names)
 
 	w.mu.Lock()
 	w.lastList, w.listed = time.Now(), len(names)
@@ -562,6 +570,7 @@ func (w *Watcher) apply(s *subscription, instances []model.Instance, observed ti
 
 func (w *Watcher) applyInterface(s *subscription, instances []model.Instance, observed time.Time) {
 	urls := make(map[string]*provider.URL, len(instances))
+	s.apps = appsOf(instances)
 	for i := range instances {
 		in := &instances[i]
 		s.dubbo++
@@ -742,6 +751,10 @@ func (w *Watcher) fail(reason, service string, err error) {
 			w.sink.ListError(src, "", err)
 		}
 	}
+	if w.rules != nil && (reason == "list" || reason == "client" || reason == "rule") {
+		// The rule keys come from the service list: a failed list is the config center's too.
+		w.rules.sink.ListError(w.rules.source, service, err)
+	}
 	if !seen {
 		scope.Warnf("registry %s: Nacos %s failed (retrying; see /debug/dubboz): %v", w.cfg.Name, what, err)
 	} else {
@@ -765,6 +778,9 @@ func (w *Watcher) ok(reason, service string) {
 			for _, src := range w.sources() {
 				w.sink.ListError(src, "", nil)
 			}
+		}
+		if w.rules != nil && (reason == "list" || reason == "client" || reason == "rule") {
+			w.rules.sink.ListError(w.rules.source, service, nil)
 		}
 	}
 }
