@@ -171,10 +171,11 @@ func TestZooKeeperProvidersServedOverXDS(t *testing.T) {
 	if err := json.Unmarshal(p.Debug(t, "/debug/dubboz"), &view); err != nil {
 		t.Fatal(err)
 	}
-	// One registry read at both levels (the default): two sources.
-	if len(view.Registries) != 2 || view.Registries[0].Name != "zk-e2e" || view.Registries[1].Name != "zk-e2e/app" ||
-		!view.Registries[0].Connected || !view.Registries[1].Connected {
-		t.Fatalf("dubboz registries %+v, want zk-e2e and zk-e2e/app, connected", view.Registries)
+	// One registry read at both levels (the default), and its config center: three sources.
+	if len(view.Registries) != 3 || view.Registries[0].Name != "zk-e2e" || view.Registries[1].Name != "zk-e2e/app" ||
+		view.Registries[2].Name != "zk-e2e/config" ||
+		!view.Registries[0].Connected || !view.Registries[1].Connected || !view.Registries[2].Connected {
+		t.Fatalf("dubboz registries %+v, want zk-e2e, zk-e2e/app and zk-e2e/config, connected", view.Registries)
 	}
 	if len(view.Interfaces) != 1 || view.Interfaces[0].Interface != demoIface || len(view.Interfaces[0].Instances) != 2 {
 		t.Fatalf("dubboz interfaces %+v", view.Interfaces)

@@ -190,7 +190,7 @@ func initStores(s *bootstrap.Server) {
 	if len(flags.Registries) == 0 || !flags.Governance {
 		return
 	}
-	routeStore = memory.NewController(memory.Make(collection.SchemasFor(collections.VirtualService)))
+	routeStore = memory.NewController(memory.Make(collection.SchemasFor(collections.VirtualService, collections.DestinationRule)))
 	s.ConfigStores = append(s.ConfigStores, routeStore)
 }
 

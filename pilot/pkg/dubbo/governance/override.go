@@ -15,10 +15,12 @@
 package governance
 
 import (
+	"fmt"
 	"maps"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Provider is what override rules match on a provider instance: its registered URL.
@@ -333,4 +335,90 @@ func (a *AddressMatch) matches(v string) bool {
 		return v == a.Exact
 	}
 	return false
+}
+
+// ConsumerSettings are what a service's consumer-side override items set for every
+// consumer: the call timeout, the retries, the load balancer (Dubbo's names).
+type ConsumerSettings struct {
+	Timeout     time.Duration
+	HasTimeout  bool
+	Retries     int
+	HasRetries  bool
+	LoadBalance string // random, roundrobin, leastactive, shortestresponse
+}
+
+// Empty reports whether nothing is set.
+func (s ConsumerSettings) Empty() bool { return !s.HasTimeout && !s.HasRetries && s.LoadBalance == "" }
+
+// Consumer returns the consumer-side settings a service rule gives every consumer, and
+// why items were left out: items for particular consumers (addresses other than
+// 0.0.0.0, applications, a v3.0 match) or particular providers (providerAddresses)
+// cannot be expressed in routes shared by every sidecar; values that are not numbers,
+// and load balancers sidecars do not have, are left out too. Items apply in Java's
+// order (host, then priority): the last one setting a value wins.
+func (r *Rule) Consumer() (ConsumerSettings, []string) {
+	var out ConsumerSettings
+	var problems []string
+	type item struct {
+		i        int
+		priority int
+		params   Params
+	}
+	var items []item
+	o := r.Override
+	for i, c := range o.Configs {
+		if c.Side != "consumer" || !o.ItemOn(i) {
+			continue
+		}
+		all := true
+		for _, a := range c.Addresses {
+			if h := addressHost(a); h != anyHost {
+				all = false
+			}
+		}
+		switch {
+		case !all || len(c.Applications) > 0 || (o.ConfigVersion == V30 && c.Match != nil):
+			problems = append(problems, fmt.Sprintf("consumer item %d applies to particular consumers: not expressible in routes every sidecar shares", i))
+			continue
+		case len(c.ProviderAddresses) > 0:
+			problems = append(problems, fmt.Sprintf("consumer item %d applies to particular providers (providerAddresses): not expressible per route", i))
+			continue
+		}
+		p, _ := strconv.Atoi(c.Parameters["priority"])
+		items = append(items, item{i: i, priority: p, params: c.Parameters})
+	}
+	sort.SliceStable(items, func(a, b int) bool { return items[a].priority < items[b].priority })
+	for _, it := range items {
+		for k, v := range it.params {
+			switch k {
+			case "timeout":
+				ms, err := strconv.Atoi(v)
+				if err != nil || ms < 0 {
+					problems = append(problems, fmt.Sprintf("consumer item %d: timeout %q is not milliseconds", it.i, v))
+					continue
+				}
+				out.Timeout, out.HasTimeout = time.Duration(ms)*time.Millisecond, true
+			case "retries":
+				n, err := strconv.Atoi(v)
+				if err != nil || n < 0 {
+					problems = append(problems, fmt.Sprintf("consumer item %d: retries %q is not a count", it.i, v))
+					continue
+				}
+				out.Retries, out.HasRetries = n, true
+			case "loadbalance":
+				switch v {
+				case "random", "roundrobin", "leastactive", "shortestresponse":
+					out.LoadBalance = v
+				default:
+					problems = append(problems, fmt.Sprintf("consumer item %d: loadbalance %q has no sidecar equivalent", it.i, v))
+				}
+			default:
+				if strings.HasSuffix(k, ".timeout") || strings.HasSuffix(k, ".retries") || strings.HasSuffix(k, ".loadbalance") {
+					problems = append(problems, fmt.Sprintf("consumer item %d: per-method %s is not applied", it.i, k))
+				}
+			}
+		}
+	}
+	sort.Strings(problems)
+	return out, problems
 }

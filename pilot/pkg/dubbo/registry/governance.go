@@ -55,7 +55,7 @@ func (c *Controller) AddConfigCenter(registry, description string) (string, erro
 const (
 	RuleApplied    = "applied"     // in effect
 	RuleInvalid    = "invalid"     // the body does not parse: the last valid body of the key stays in effect, if any
-	RuleNotApplied = "not_applied" // understood, but this rule kind is not honoured yet
+	RuleNotApplied = "not_applied" // understood, but routes cannot be made here (no route store)
 	RuleNoEffect   = "no_effect"   // valid, but nothing in it applies to providers (e.g. consumer-side or disabled items)
 	RuleIgnored    = "ignored"     // a key that names no rule dubbo-istiod reads
 	RuleLeftOut    = "left_out"    // valid, but a sidecar cannot evaluate it (reported; not applied)
@@ -211,8 +211,18 @@ func (c *Controller) updateRule(e *ruleEntry, affected map[string]bool) {
 		r := governance.NewRule(e.key, o)
 		e.err = ""
 		e.status = RuleApplied
-		if r.ProviderItems() == 0 {
+		cs, problems := r.Consumer()
+		if !e.key.Service() && !cs.Empty() {
+			// An application rule's consumer items are the consumer application's own.
+			problems = append(problems, "consumer items of an application rule need the consumer's application: not applied")
+			cs = governance.ConsumerSettings{}
+		}
+		if r.ProviderItems() == 0 && cs.Empty() {
 			e.status = RuleNoEffect
+		}
+		if len(problems) > 0 {
+			e.err = "left out: " + strings.Join(problems, "; ")
+			scope.Warnf("governance rule %s (from %s): %s", e.name, e.from, e.err)
 		}
 		c.setOverride(e, r, affected)
 		scope.Infof("governance rule %s (from %s): %s, %d provider-side configurators", e.name, e.from, e.status, r.ProviderItems())
@@ -231,6 +241,7 @@ func (c *Controller) updateRule(e *ruleEntry, affected map[string]bool) {
 			r = nil
 		}
 		c.setRouteRule(e, r, nil, affected)
+		c.noRouteStore(e)
 	case governance.KindTagRoute:
 		r, err := governance.ParseTagRule(body)
 		if err != nil {
@@ -239,6 +250,14 @@ func (c *Controller) updateRule(e *ruleEntry, affected map[string]bool) {
 		}
 		e.status, e.err = RuleApplied, ""
 		c.setRouteRule(e, nil, r, affected)
+		c.noRouteStore(e)
+	}
+}
+
+// noRouteStore marks a valid route rule not applied when there is nowhere to put routes.
+func (c *Controller) noRouteStore(e *ruleEntry) {
+	if c.routeStore == nil && e.status == RuleApplied {
+		e.status, e.err = RuleNotApplied, "no route store: this istiod does not make routes of Dubbo rules"
 	}
 }
 

@@ -236,7 +236,7 @@ func TestEmptyProtectionWithAPartialRule(t *testing.T) {
 // one VirtualService of the interface's hostname and generated services of the selected
 // providers; provider changes are endpoint updates of those.
 func TestRouteRulesMakeVirtualServices(t *testing.T) {
-	store := memory.NewController(memory.Make(collection.SchemasFor(collections.VirtualService)))
+	store := memory.NewController(memory.Make(collection.SchemasFor(collections.VirtualService, collections.DestinationRule)))
 	rec := registrytest.NewRecorder()
 	c, err := registry.NewController(registry.Options{SyncTimeout: time.Hour, ServicePort: 20880, Namespace: "dubbo"}, rec)
 	if err != nil {
@@ -343,5 +343,62 @@ func TestRouteRulesMakeVirtualServices(t *testing.T) {
 		if c.GetService(host.Name(g.Host)) != nil {
 			t.Fatalf("generated service %s outlived its rules", g.Host)
 		}
+	}
+}
+
+// TestConsumerSettings: a service rule's consumer-side timeout, retries and load
+// balancer become the route's and the DestinationRule's, for every consumer; items for
+// particular consumers are reported and left out.
+func TestConsumerSettings(t *testing.T) {
+	store := memory.NewController(memory.Make(collection.SchemasFor(collections.VirtualService, collections.DestinationRule)))
+	rec := registrytest.NewRecorder()
+	c, err := registry.NewController(registry.Options{SyncTimeout: time.Hour, ServicePort: 20880, Namespace: "dubbo"}, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetRouteStore(store)
+	for _, f := range []func() error{
+		func() error { return c.AddSource("zk", "test") },
+		func() error { _, err := c.AddConfigCenter("zk", "test"); return err },
+	} {
+		if err := f(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.SourceConnected("zk", true, false)
+	c.SetProviders("zk", iface, []string{node("10.0.0.1", 20880, iface, "application=a")}, time.Now())
+	c.SourceSynced("zk")
+	c.SetRules("zk/config", bodies(map[string]string{svcRule: `configVersion: v2.7
+scope: service
+key: com.example.DemoService
+configs:
+- side: consumer
+  parameters: {timeout: 1500, retries: 0, loadbalance: roundrobin}
+- side: consumer
+  addresses: [10.9.9.9]
+  parameters: {timeout: 9}
+`}), time.Now())
+	c.SourceSynced("zk/config")
+	vs := store.Get(gvk.VirtualService, registry.VirtualServicePrefix+hostname, "dubbo")
+	dr := store.Get(gvk.DestinationRule, registry.VirtualServicePrefix+hostname, "dubbo")
+	if vs == nil || dr == nil {
+		t.Fatalf("VirtualService %v, DestinationRule %v", vs, dr)
+	}
+	hr := vs.Spec.(*networking.VirtualService).Http
+	if len(hr) != 1 || hr[0].Timeout.AsDuration() != 1500*time.Millisecond || hr[0].Retries.GetAttempts() != 0 || hr[0].Retries == nil ||
+		hr[0].Route[0].Destination.Host != hostname {
+		t.Fatalf("routes %v", hr)
+	}
+	if lb := dr.Spec.(*networking.DestinationRule).TrafficPolicy.LoadBalancer.GetSimple(); lb != networking.LoadBalancerSettings_ROUND_ROBIN {
+		t.Fatalf("load balancer %v", lb)
+	}
+	var rule registry.DebugRule
+	for _, r := range c.Debug().Governance {
+		if r.Key == svcRule {
+			rule = r
+		}
+	}
+	if rule.Status != registry.RuleApplied || !strings.Contains(rule.Error, "particular consumers") {
+		t.Fatalf("rule %+v: want applied, with the item for one consumer reported", rule)
 	}
 }

@@ -28,7 +28,7 @@ var (
 
 	rulesGauge = monitoring.NewGauge(
 		"dubbo_governance_rules",
-		"Governance rules read from the config centers, by kind (configurators, condition-router, tag-router, unknown) and status (applied, invalid, not_applied, no_effect, ignored).",
+		"Governance rules read from the config centers, by kind (configurators, condition-router, tag-router, unknown) and status (applied, invalid, left_out, not_applied, no_effect, ignored).",
 	)
 	routeUpdates = monitoring.NewSum(
 		"dubbo_governance_route_updates_total",

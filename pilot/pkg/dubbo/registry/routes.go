@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 	networking "istio.io/api/networking/v1alpha3"
 
 	"istio.io/istio/pilot/pkg/model"
@@ -63,6 +64,10 @@ func (c *Controller) SetVirtualServiceLister(f func(host.Name) []string) { c.use
 // routeState is what route rules made of an interface.
 type routeState struct {
 	vs      *networking.VirtualService // nil: none
+	dr      *networking.DestinationRule // the consumers' load balancer; nil: none
+	// lbConflict: service keys of the interface ask for different load balancers (one
+	// DestinationRule per host cannot say both; none is made).
+	lbConflict bool
 	derived map[host.Name]*derivedService
 	err     string   // why the interface's rules are left out
 	rules   []string // the rule keys compiled
@@ -88,8 +93,14 @@ func (c *Controller) routeRules(nodes []*node, specs map[*node]*endpointSpec) bo
 		if g.tags[app] != nil || g.appCond[app] != nil || p[governance.TagKey] != "" {
 			return true
 		}
-		if g.svcCond[n.url.Interface()+":"+p["version"]+":"+p["group"]] != nil {
+		sk := n.url.Interface() + ":" + p["version"] + ":" + p["group"]
+		if g.svcCond[sk] != nil {
 			return true
+		}
+		if r := g.svc[sk]; r != nil {
+			if cs, _ := r.Consumer(); !cs.Empty() {
+				return true
+			}
 		}
 	}
 	return false
@@ -190,6 +201,7 @@ func (c *Controller) compileRoutes(st *ifaceState, nodes []*node, specs map[*nod
 	}
 	multi := len(serviceKeys) > 1
 	rules := map[string]bool{}
+	lb := ""
 	for _, k := range keys {
 		kd := byKey[k]
 		// Java takes the application of the first provider for the tag rule; the
@@ -213,11 +225,40 @@ func (c *Controller) compileRoutes(st *ifaceState, nodes []*node, specs map[*nod
 		if ch.Tag != nil {
 			rules[app+"."+string(governance.KindTagRoute)] = true
 		}
-		specs, err := ch.Compile(kd.ps)
-		if err != nil {
-			rs.err = fmt.Sprintf("service key %s: %v", svcKey, err)
-			scope.Warnf("interface %s: route rules left out: %s", st.iface, rs.err)
-			return &routeState{err: rs.err}
+		chained := ch.Tag != nil || len(ch.Conditions) > 0
+		for _, p := range kd.ps {
+			if p.Params[governance.TagKey] != "" {
+				chained = true
+			}
+		}
+		var specs []governance.RouteSpec
+		if chained {
+			var err error
+			if specs, err = ch.Compile(kd.ps); err != nil {
+				rs.err = fmt.Sprintf("service key %s: %v", svcKey, err)
+				scope.Warnf("interface %s: route rules left out: %s", st.iface, rs.err)
+				return &routeState{err: rs.err}
+			}
+		} else {
+			// Only consumer settings: every call to every provider of the key.
+			all := make([]int, len(kd.ps))
+			for i := range all {
+				all[i] = i
+			}
+			specs = []governance.RouteSpec{{Dests: []governance.Dest{{Providers: all, Weight: 1}}}}
+		}
+		var cs governance.ConsumerSettings
+		if r := g.svc[svcKey]; r != nil {
+			cs, _ = r.Consumer()
+			if !cs.Empty() {
+				rules[svcKey+"."+string(governance.KindOverride)] = true
+			}
+		}
+		if cs.LoadBalance != "" {
+			if lb != "" && lb != cs.LoadBalance {
+				rs.lbConflict = true
+			}
+			lb = cs.LoadBalance
 		}
 		all := !multi
 		for i, spec := range specs {
@@ -245,10 +286,25 @@ func (c *Controller) compileRoutes(st *ifaceState, nodes []*node, specs map[*nod
 				}
 				hr.Route = append(hr.Route, dest)
 			}
+			if cs.HasTimeout {
+				hr.Timeout = durationpb.New(cs.Timeout)
+			}
+			if cs.HasRetries {
+				// Dubbo's retries are the attempts after the first, as Istio's.
+				hr.Retries = &networking.HTTPRetry{Attempts: int32(cs.Retries)}
+			}
 			vs.Http = append(vs.Http, hr)
 		}
 	}
 	rs.vs = vs
+	if lb != "" && !rs.lbConflict {
+		rs.dr = &networking.DestinationRule{
+			Host: string(st.hostname),
+			TrafficPolicy: &networking.TrafficPolicy{LoadBalancer: &networking.LoadBalancerSettings{
+				LbPolicy: &networking.LoadBalancerSettings_Simple{Simple: lbPolicy(lb)},
+			}},
+		}
+	}
 	rs.rules = slices.Sorted(maps.Keys(rules))
 	return rs
 }
@@ -324,6 +380,17 @@ func (c *Controller) derive(st *ifaceState, rs *routeState, key string, triple b
 	return name
 }
 
+// lbPolicy is Istio's equivalent of a Dubbo load balancer.
+func lbPolicy(lb string) networking.LoadBalancerSettings_SimpleLB {
+	switch lb {
+	case "roundrobin":
+		return networking.LoadBalancerSettings_ROUND_ROBIN
+	case "leastactive", "shortestresponse":
+		return networking.LoadBalancerSettings_LEAST_REQUEST
+	}
+	return networking.LoadBalancerSettings_RANDOM
+}
+
 // sanitize keeps [a-z0-9-] of s (lower-cased), other runs as one '-'.
 func sanitize(s string) string {
 	var b strings.Builder
@@ -391,6 +458,14 @@ func (c *Controller) applyRoutes(st *ifaceState, prev, next *routeState) {
 			}
 		}
 	}
+	var prevDR, nextDR *networking.DestinationRule
+	if prev != nil {
+		prevDR = prev.dr
+	}
+	if next != nil {
+		nextDR = next.dr
+	}
+	c.storeConfig(st, gvk.DestinationRule, prevDR, nextDR, next)
 	name := VirtualServicePrefix + string(st.hostname)
 	switch {
 	case nextVS == nil && prevVS != nil:
@@ -430,6 +505,37 @@ func (c *Controller) applyRoutes(st *ifaceState, prev, next *routeState) {
 		c.xds.SvcUpdate(c.shard, string(h), ns, model.EventDelete)
 		if synced {
 			c.NotifyServiceHandlers(d.svc, d.svc, model.EventDelete)
+		}
+	}
+}
+
+// storeConfig puts a DestinationRule made of consumer settings in the route store (nil:
+// none), when it changed.
+func (c *Controller) storeConfig(st *ifaceState, kind config.GroupVersionKind, prev, next *networking.DestinationRule, rs *routeState) {
+	ns := c.opts.Namespace
+	name := VirtualServicePrefix + string(st.hostname)
+	switch {
+	case next == nil && prev != nil:
+		if err := c.routeStore.Delete(kind, name, ns, nil); err != nil {
+			scope.Warnf("interface %s: cannot delete %s %s/%s: %v", st.iface, kind.Kind, ns, name, err)
+		}
+	case next != nil && (prev == nil || !proto.Equal(prev, next)):
+		cfg := config.Config{
+			Meta: config.Meta{
+				GroupVersionKind: kind, Name: name, Namespace: ns, CreationTimestamp: routesCreated,
+				Labels:      map[string]string{governance.DerivedLabel: string(st.hostname)},
+				Annotations: map[string]string{"dubbo.apache.org/rules": strings.Join(rs.rules, ",")},
+			},
+			Spec: next,
+		}
+		var err error
+		if c.routeStore.Get(kind, name, ns) == nil {
+			_, err = c.routeStore.Create(cfg)
+		} else {
+			_, err = c.routeStore.Update(cfg)
+		}
+		if err != nil {
+			scope.Errorf("interface %s: cannot store %s %s/%s: %v", st.iface, kind.Kind, ns, name, err)
 		}
 	}
 }
