@@ -102,7 +102,7 @@ type Controller struct {
 
 	gov governanceState // governance rules from the config centers (governance.go), guarded by updateMu
 
-	routeStore model.ConfigStore         // where route rules' VirtualServices go (routes.go)
+	routeStore model.ConfigStore        // where route rules' VirtualServices go (routes.go)
 	userVS     func(host.Name) []string // VirtualServices of a host other than ours (dubboz)
 }
 

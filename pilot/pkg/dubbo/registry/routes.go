@@ -63,14 +63,14 @@ func (c *Controller) SetVirtualServiceLister(f func(host.Name) []string) { c.use
 
 // routeState is what route rules made of an interface.
 type routeState struct {
-	vs      *networking.VirtualService // nil: none
-	dr      *networking.DestinationRule // the consumers' load balancer; nil: none
+	vs *networking.VirtualService  // nil: none
+	dr *networking.DestinationRule // the consumers' load balancer; nil: none
 	// lbConflict: service keys of the interface ask for different load balancers (one
 	// DestinationRule per host cannot say both; none is made).
 	lbConflict bool
-	derived map[host.Name]*derivedService
-	err     string   // why the interface's rules are left out
-	rules   []string // the rule keys compiled
+	derived    map[host.Name]*derivedService
+	err        string   // why the interface's rules are left out
+	rules      []string // the rule keys compiled
 }
 
 // derivedService is a generated service: the providers one route selects.
