@@ -207,6 +207,7 @@ func TestGovernanceRoutes(t *testing.T) {
 		"refund dubbo.tag gray": "10.0.0.3:20880",                // tag first; refund's host is not gray: not forced, ignored
 		"pay dubbo.tag blue":    "10.0.0.1:20880,10.0.0.2:20880", // unknown tag: untagged
 		"pay dubbo.tag blue dubbo.force.tag true": "", // forced unknown tag: no provider, as in Java
+		"pay dubbo.tag blue dubbo.force.tag TRUE": "", // Java's parseBoolean ignores case
 	}))
 	t.Logf("routes served %v after start", time.Since(start))
 	rc := findRoute(s, "dubbo-20881")

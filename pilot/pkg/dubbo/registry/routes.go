@@ -82,12 +82,13 @@ type derivedService struct {
 
 // routeRules reports whether any route rule, or a provider's own tag, concerns the
 // interface's providers (nodes: the published providers).
-func (c *Controller) routeRules(nodes []*node, specs map[*node]*endpointSpec) bool {
+func (c *Controller) routeRules(nodes []published, specs map[*node]*endpointSpec) bool {
 	g := &c.gov
 	if c.routeStore == nil {
 		return false
 	}
-	for _, n := range nodes {
+	for _, pn := range nodes {
+		n := pn.n
 		p := nodeParams(n, specs)
 		app := p["application"]
 		if g.tags[app] != nil || g.appCond[app] != nil || p[governance.TagKey] != "" {
@@ -113,8 +114,15 @@ func nodeParams(n *node, specs map[*node]*endpointSpec) map[string]string {
 	return n.url.Params
 }
 
-// publishedNodes maps the published endpoints back to their nodes.
-func publishedNodes(st *ifaceState, eps []*model.IstioEndpoint, specs map[*node]*endpointSpec) []*node {
+// published is a published endpoint and the node it was made of.
+type published struct {
+	n  *node
+	ep *model.IstioEndpoint
+}
+
+// publishedNodes maps the published endpoints back to their nodes (an endpoint kept by
+// empty protection whose node is gone is left out).
+func publishedNodes(st *ifaceState, eps []*model.IstioEndpoint, specs map[*node]*endpointSpec) []published {
 	byEP := map[*model.IstioEndpoint]*node{}
 	for _, set := range []map[string]map[string]*node{st.nodes, st.held} {
 		for _, nodes := range set {
@@ -130,10 +138,10 @@ func publishedNodes(st *ifaceState, eps []*model.IstioEndpoint, specs map[*node]
 			}
 		}
 	}
-	out := make([]*node, 0, len(eps))
+	out := make([]published, 0, len(eps))
 	for _, ep := range eps {
 		if n := byEP[ep]; n != nil {
-			out = append(out, n)
+			out = append(out, published{n, ep})
 		}
 	}
 	return out
@@ -157,7 +165,7 @@ func (c *Controller) updateRoutes(st *ifaceState, specs map[*node]*endpointSpec)
 // compileRoutes runs the chain of each service key (version, group) the providers have,
 // per protocol: a Dubbo consumer routes among dubbo:// providers, a Triple one among
 // tri:// providers, so each port's routes come from its own providers.
-func (c *Controller) compileRoutes(st *ifaceState, nodes []*node, specs map[*node]*endpointSpec) *routeState {
+func (c *Controller) compileRoutes(st *ifaceState, nodes []published, specs map[*node]*endpointSpec) *routeState {
 	g := &c.gov
 	type keyed struct {
 		version, group string
@@ -168,10 +176,11 @@ func (c *Controller) compileRoutes(st *ifaceState, nodes []*node, specs map[*nod
 	}
 	byKey := map[string]*keyed{}
 	keyOf := map[string]string{} // chain key -> its service key (version:group)
-	for i, n := range nodes {
+	for _, pn := range nodes {
+		n := pn.n
 		p := nodeParams(n, specs)
 		sk := p["version"] + ":" + p["group"]
-		triple := st.eps[i].ServicePortName == TriplePortName
+		triple := pn.ep.ServicePortName == TriplePortName
 		k := sk
 		if triple {
 			k = "tri/" + sk
@@ -184,7 +193,7 @@ func (c *Controller) compileRoutes(st *ifaceState, nodes []*node, specs map[*nod
 		}
 		kd.ps = append(kd.ps, governance.Provider{Interface: n.url.Interface(), Protocol: n.url.Protocol,
 			IP: n.url.IP, Port: int(n.url.Port), Params: p})
-		kd.eps = append(kd.eps, st.eps[i])
+		kd.eps = append(kd.eps, pn.ep)
 		if app := p["application"]; app != "" && !slices.Contains(kd.apps, app) {
 			kd.apps = append(kd.apps, app)
 		}
@@ -316,9 +325,13 @@ func (c *Controller) compileRoutes(st *ifaceState, nodes []*node, specs map[*nod
 func (c *Controller) routeMatches(st *ifaceState, spec governance.RouteSpec, version, group string, multi, triple bool) []*networking.HTTPMatchRequest {
 	headers := map[string]*networking.StringMatch{}
 	for k, a := range spec.Attachments {
-		if a.Present {
+		switch {
+		case a.Present:
 			headers[k] = &networking.StringMatch{MatchType: &networking.StringMatch_Regex{Regex: ".+"}}
-		} else {
+		case k == governance.ForceTagKey:
+			// Java's Boolean.parseBoolean: any case.
+			headers[k] = &networking.StringMatch{MatchType: &networking.StringMatch_Regex{Regex: "[tT][rR][uU][eE]"}}
+		default:
 			headers[k] = &networking.StringMatch{MatchType: &networking.StringMatch_Exact{Exact: a.Value}}
 		}
 	}
