@@ -297,6 +297,29 @@ rule delete 'com.example.DemoService:1.0.0:.configurators'
 wait_for "the rule deletion" 10 shown "20880 (weight 64)"
 echo "   update at the sidecar $(update_ms "20880 (weight 64)") ms after the rule was deleted"
 
+GRAY=$(awk '$1 == "dubbo" && $3 ~ /greetservice/ {print $2; exit}' "$WORK/greet-endpoints")
+echo "-> a gray release: dubbo-admin's tag route (greet-dubbo3.tag-router) puts the Dubbo 3 provider at $GRAY in tag gray"
+cat >"$WORK/tag-rule.yaml" <<YAML
+enabled: true
+force: false
+key: greet-dubbo3
+priority: 0
+runtime: true
+tags:
+- addresses: [$GRAY]
+  name: gray
+YAML
+sed 's/^/     /' "$WORK/tag-rule.yaml"
+before=$(updates); start=$(date +%s%3N)
+rule put 'greet-dubbo3.tag-router' "$WORK/tag-rule.yaml"
+wait_for "the tag route" 10 shown 'tag-gray-'
+echo "   update at the sidecar $(update_ms 'tag-gray-') ms after the rule was written; its routes for GreetService:"
+"$BIN/dubbo-xds" --istiod 127.0.0.1:$GRPC --kind mosn >"$WORK/tagged.txt"
+grep -E '^ +com\.example\.GreetService ' "$WORK/tagged.txt" | sed 's/^ */      /'
+echo "   and the clusters they name (generated services: the providers each route selects):"
+awk '/governance selection/ && / outbound\|20880\|/ {print; p=1; next} p && /^      [0-9(]/ {print; next} {p=0}' "$WORK/tagged.txt" | sed 's/^ */      /'
+rule delete 'greet-dubbo3.tag-router'
+
 echo "-> stopping provider v2 (its ephemeral node leaves ZooKeeper)"
 before=$(updates); start=$(date +%s%3N)
 kill -TERM "$V2_PID"

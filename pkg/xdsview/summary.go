@@ -17,6 +17,7 @@ package xdsview
 import (
 	"fmt"
 	"io"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -223,7 +224,7 @@ func Summary(w io.Writer, s conformance.Snapshot) {
 			}
 		}
 		sort.Strings(list)
-		fmt.Fprintf(w, "  %s  [%s %s]  %s\n", n, c.GetType(), c.LbPolicy, ClusterTLS(c))
+		fmt.Fprintf(w, "  %s  [%s %s]  %s%s\n", n, c.GetType(), c.LbPolicy, ClusterTLS(c), selectionOf(n, byName))
 		if len(list) == 0 {
 			fmt.Fprintln(w, "      (no endpoints)")
 		}
@@ -231,6 +232,20 @@ func Summary(w io.Writer, s conformance.Snapshot) {
 			fmt.Fprintf(w, "      %s\n", e)
 		}
 	}
+}
+
+// generatedHost is a service dubbo-istiod generates for a provider selection of Dubbo's
+// condition and tag routes: <selection>-<6 hex>.<interface hostname>.
+var generatedHost = regexp.MustCompile(`^(outbound\|\d+\|\|)([a-z0-9-]+)-[0-9a-f]{6}\.(.+)$`)
+
+// selectionOf labels the cluster of a generated service with the interface it selects
+// providers of ("" for other clusters).
+func selectionOf(name string, clusters map[string]*cluster.Cluster) string {
+	m := generatedHost.FindStringSubmatch(name)
+	if m == nil || clusters[m[1]+m[3]] == nil {
+		return ""
+	}
+	return fmt.Sprintf("  (governance selection %q of %s)", m[2], m[3])
 }
 
 // Endpoint is a published Dubbo endpoint with the interface its cluster serves.

@@ -67,6 +67,10 @@ func TestDemoShowsAChangingPicture(t *testing.T) {
 		"/debug/dubboz governance: com.example.DemoService:1.0.0:.configurators from demo-zk/config: applied",
 		"/debug/dubboz governance: com.example.DemoService:2.0.0:.configurators from demo-zk/config: applied",
 		"ms after the rule was deleted",
+		// A tag route on the Dubbo 3 GreetService: gray calls to the tagged provider.
+		"com.example.GreetService  dubbo.tag=gray  ->  outbound|20880||tag-gray-",
+		`(governance selection "tag-gray" of com.example.greetservice)`,
+		`(governance selection "untagged" of com.example.greetservice)`,
 		"demo: stopped everything it started",
 		"application greet-dubbo3, 2 instance nodes, interfaces com.example.GreetService",
 		"registry demo-nacos (Nacos 127.0.0.1:",

@@ -287,7 +287,7 @@ func (c *Controller) compileRoutes(st *ifaceState, nodes []published, specs map[
 			for _, d := range spec.Dests {
 				h := st.hostname
 				if !(all && len(d.Steps) == 0) {
-					h = c.derive(st, rs, sk, kd.triple, d, kd.eps)
+					h = c.derive(st, rs, sk, multi, kd.triple, d, kd.eps)
 				}
 				dest := &networking.HTTPRouteDestination{Destination: &networking.Destination{Host: string(h)}}
 				if len(spec.Dests) > 1 {
@@ -360,12 +360,12 @@ func (c *Controller) routeMatches(st *ifaceState, spec governance.RouteSpec, ver
 }
 
 // derive returns the generated service of a destination, adding it to rs.
-func (c *Controller) derive(st *ifaceState, rs *routeState, key string, triple bool, d governance.Dest, eps []*model.IstioEndpoint) host.Name {
+func (c *Controller) derive(st *ifaceState, rs *routeState, key string, multi, triple bool, d governance.Dest, eps []*model.IstioEndpoint) host.Name {
 	var steps []string
 	if triple {
 		steps = append(steps, "tri")
 	}
-	if key != ":" {
+	if multi {
 		steps = append(steps, "key="+key)
 	}
 	for _, s := range d.Steps {
