@@ -32,11 +32,12 @@ import (
 // apart are reported and left out.
 const MaxCallClasses = 512
 
-// AttachmentMatch is a route's condition on an attachment: a value, or Present (any
-// non-empty value).
+// AttachmentMatch is a route's condition on an attachment: a value, Present (any
+// non-empty value), or (Level) a value under the tag level Value: "Value|...".
 type AttachmentMatch struct {
 	Value   string
 	Present bool
+	Level   bool
 }
 
 // RouteSpec is one route of a service: calls matching Method (if set) and Attachments go
@@ -66,7 +67,11 @@ func CheckCondition(r *ConditionRule) error {
 		sides = append(sides, [2]string{when, then})
 	}
 	for _, m := range r.Routes {
-		sides = append(sides, [2]string{m.From.Match, ""})
+		from := m.From.Match
+		if strings.TrimSpace(from) == "true" {
+			from = ""
+		}
+		sides = append(sides, [2]string{from, ""})
 		for _, to := range m.To {
 			sides = append(sides, [2]string{"", to.Match})
 		}
@@ -118,8 +123,10 @@ type attr struct {
 	method bool
 	key    string   // attachment key
 	values []string // literal values named by the rules
+	// levels are tag names a|b|c calls fall back from (the tag attribute only).
+	levels []string
 	// presence: an attachment with a value no rule names routes otherwise than an absent
-	// one (a != condition on it, or the tag).
+	// one (a != or * condition on it, or the tag).
 	presence bool
 }
 
@@ -130,6 +137,9 @@ func (a attr) options() []option {
 	for _, v := range a.values {
 		out = append(out, option{value: v})
 	}
+	for _, l := range a.levels {
+		out = append(out, option{value: l, level: true})
+	}
 	if a.presence {
 		out = append(out, option{present: true})
 	}
@@ -138,6 +148,7 @@ func (a attr) options() []option {
 
 type option struct {
 	value   string
+	level   bool // a value under the tag level value: "value|<another>"
 	present bool // an attachment with a value no rule names
 	other   bool // no condition: another method, the attachment absent
 }
@@ -178,6 +189,8 @@ func (ch *Chain) Compile(ps []Provider) ([]RouteSpec, error) {
 					call.Method = o.value
 				case o.present:
 					call.Attachments[a.key] = sentinel
+				case o.level:
+					call.Attachments[a.key] = o.value + "|" + sentinel
 				case !a.method && !o.other:
 					call.Attachments[a.key] = o.value
 				}
@@ -209,6 +222,7 @@ func (ch *Chain) Compile(ps []Provider) ([]RouteSpec, error) {
 	type ranked struct {
 		spec              RouteSpec
 		specified, unsure int
+		depth             int // the longest tag level named: a|b before a
 		key               string
 		call              Call // the class's representative call
 	}
@@ -236,10 +250,13 @@ func (ch *Chain) Compile(ps []Provider) ([]RouteSpec, error) {
 				if r.spec.Attachments == nil {
 					r.spec.Attachments = map[string]AttachmentMatch{}
 				}
-				r.spec.Attachments[a.key] = AttachmentMatch{Value: o.value, Present: o.present}
+				r.spec.Attachments[a.key] = AttachmentMatch{Value: o.value, Present: o.present, Level: o.level}
 				r.specified++
-				if o.present {
+				if o.present || o.level {
 					r.unsure++
+				}
+				if o.level {
+					r.depth = max(r.depth, len(o.value)+1)
 				}
 			}
 		}
@@ -253,7 +270,10 @@ func (ch *Chain) Compile(ps []Provider) ([]RouteSpec, error) {
 		if rs[i].specified != rs[j].specified {
 			return rs[i].specified > rs[j].specified
 		}
-		return rs[i].unsure < rs[j].unsure
+		if rs[i].unsure != rs[j].unsure {
+			return rs[i].unsure < rs[j].unsure
+		}
+		return rs[i].depth > rs[j].depth
 	})
 	// A route whose class the next matching route sends to the same providers is not
 	// needed (only its own class reaches it: more specific routes come first). From the
@@ -287,7 +307,19 @@ func (r RouteSpec) matches(c Call) bool {
 	}
 	for k, a := range r.Attachments {
 		v, ok := c.Attachments[k]
-		if !ok || v == "" || (!a.Present && v != a.Value) {
+		switch {
+		case !ok || v == "":
+			return false
+		case a.Present:
+		case a.Level:
+			if !strings.HasPrefix(v, a.Value+"|") {
+				return false
+			}
+		case k == ForceTagKey && strings.EqualFold(a.Value, "true"):
+			if !strings.EqualFold(v, "true") {
+				return false
+			}
+		case v != a.Value:
 			return false
 		}
 	}
@@ -332,7 +364,7 @@ func (ch *Chain) attrs(ps []Provider) []attr {
 				if atts[a] == nil {
 					atts[a] = map[string]bool{}
 				}
-				if len(p.Mismatches) > 0 {
+				if len(p.Mismatches) > 0 || slices.Contains(p.Matches, "*") {
 					negated[a] = true
 				}
 				for _, v := range vals {
@@ -353,15 +385,17 @@ func (ch *Chain) attrs(ps []Provider) []attr {
 			}
 		}
 		for _, m := range r.Routes {
-			if c, err := parseCondition(m.From.Match); err == nil {
+			if c, err := parseSide(m.From.Match, "true"); err == nil {
 				add(c)
 			}
 		}
 	}
 	tags := map[string]bool{}
+	var levels []string
 	if ch.Tag != nil && ch.Tag.On() {
 		for _, t := range ch.Tag.Tags {
 			tags[t.Name] = true
+			levels = append(levels, t.Name)
 		}
 	}
 	for _, p := range ps {
@@ -384,7 +418,13 @@ func (ch *Chain) attrs(ps []Provider) []attr {
 	for v := range atts[TagKey] {
 		tags[v] = true
 	}
-	return append(out, attr{key: TagKey, values: sortedKeys(tags), presence: true}, attr{key: ForceTagKey, values: []string{"true"}})
+	sort.Strings(levels)
+	force := map[string]bool{"true": true}
+	for v := range atts[ForceTagKey] {
+		force[v] = true
+	}
+	return append(out, attr{key: TagKey, values: sortedKeys(tags), levels: levels, presence: true},
+		attr{key: ForceTagKey, values: sortedKeys(force), presence: negated[ForceTagKey]})
 }
 
 func sortedKeys[V any](m map[string]V) []string {

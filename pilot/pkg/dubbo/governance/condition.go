@@ -80,11 +80,11 @@ func ParseConditionRule(body []byte) (*ConditionRule, error) {
 			if err := raw.into(&m); err != nil {
 				return nil, fmt.Errorf("condition %d: %v", i, err)
 			}
-			if _, err := parseCondition(m.From.Match); err != nil {
+			if _, err := parseSide(m.From.Match, "true"); err != nil {
 				return nil, fmt.Errorf("condition %d from: %v", i, err)
 			}
 			for j, to := range m.To {
-				if _, err := parseCondition(to.Match); err != nil {
+				if _, err := parseSide(to.Match, "false"); err != nil {
 					return nil, fmt.Errorf("condition %d to %d: %v", i, j, err)
 				}
 				if to.Weight < 0 {
@@ -199,6 +199,16 @@ func ParseConditionExpr(rule string) (*ConditionExpr, error) {
 		e.Then = c
 	}
 	return e, nil
+}
+
+// parseSide parses a v3.1 from/to match: blank, "true" (from) or "false" (to) select
+// everything (MultiDestConditionRouter).
+func parseSide(s string, all string) (Condition, error) {
+	s = strings.TrimSpace(strings.ReplaceAll(strings.ReplaceAll(s, "consumer.", ""), "provider.", ""))
+	if s == "" || s == all {
+		return Condition{}, nil
+	}
+	return parseCondition(s)
 }
 
 // routePattern is Java's ROUTE_PATTERN: a separator run, then a token.

@@ -393,15 +393,15 @@ func (r *Rule) Consumer() (ConsumerSettings, []string) {
 			switch k {
 			case "timeout":
 				ms, err := strconv.Atoi(v)
-				if err != nil || ms < 0 {
-					problems = append(problems, fmt.Sprintf("consumer item %d: timeout %q is not milliseconds", it.i, v))
+				if err != nil || ms < 1 || ms > 24*3600*1000 {
+					problems = append(problems, fmt.Sprintf("consumer item %d: timeout %q is not 1ms..24h in milliseconds", it.i, v))
 					continue
 				}
 				out.Timeout, out.HasTimeout = time.Duration(ms)*time.Millisecond, true
 			case "retries":
 				n, err := strconv.Atoi(v)
-				if err != nil || n < 0 {
-					problems = append(problems, fmt.Sprintf("consumer item %d: retries %q is not a count", it.i, v))
+				if err != nil || n < 0 || n > 100 {
+					problems = append(problems, fmt.Sprintf("consumer item %d: retries %q is not a count of 0..100", it.i, v))
 					continue
 				}
 				out.Retries, out.HasRetries = n, true

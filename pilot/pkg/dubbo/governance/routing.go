@@ -277,7 +277,7 @@ func conditionRoute(name string, r *ConditionRule, c Call, ps []Provider, in []i
 
 // multiDest is Java's MultiDestConditionRouter.doRoute for one condition.
 func multiDest(id string, mc MultiDestCondition, force bool, c Call, ps []Provider, in []int) []Dest {
-	when, err := parseCondition(mc.From.Match)
+	when, err := parseSide(mc.From.Match, "true")
 	if err != nil || !when.matchCall(c) {
 		return one(in)
 	}
@@ -286,7 +286,7 @@ func multiDest(id string, mc MultiDestCondition, force bool, c Call, ps []Provid
 	}
 	var out []Dest
 	for j, to := range mc.To {
-		then, err := parseCondition(to.Match)
+		then, err := parseSide(to.Match, "false")
 		if err != nil {
 			continue
 		}

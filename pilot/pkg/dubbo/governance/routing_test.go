@@ -148,6 +148,8 @@ func render(ps []Provider, rs []RouteSpec) string {
 			a := r.Attachments[k]
 			if a.Present {
 				m = append(m, k+"=*")
+			} else if a.Level {
+				m = append(m, k+"="+a.Value+"|*")
 			} else {
 				m = append(m, k+"="+a.Value)
 			}
@@ -175,8 +177,13 @@ func TestCompile(t *testing.T) {
 		{name: "mismatch", cond: "conditions: ['method!=refund => host=10.0.0.2']", ps: plain,
 			want: "dubbo.force.tag=true&dubbo.tag=* -> 1:\nmethod=refund -> 1:10.0.0.1,10.0.0.2,10.0.0.3\n -> 1:10.0.0.2"},
 		{name: "tag rule and method", tag: "tags:\n- name: gray\n  addresses: ['10.0.0.3:20880']\n", cond: "conditions: ['method=refund => host=10.0.0.1']", ps: tagged,
-			want: "method=refund&dubbo.tag=gray -> 1:10.0.0.3\ndubbo.force.tag=true&dubbo.tag=gray -> 1:10.0.0.3\ndubbo.force.tag=true&dubbo.tag=* -> 1:\n" +
-				"method=refund -> 1:10.0.0.1\ndubbo.tag=gray -> 1:10.0.0.3\n -> 1:10.0.0.1"},
+			// gray|canary falls back to gray (Java's tag levels), unless forced.
+			want: "method=refund&dubbo.force.tag=true&dubbo.tag=gray|* -> 1:\nmethod=refund&dubbo.tag=gray -> 1:10.0.0.3\n" +
+				"dubbo.force.tag=true&dubbo.tag=gray -> 1:10.0.0.3\nmethod=refund&dubbo.tag=gray|* -> 1:10.0.0.3\n" +
+				"dubbo.force.tag=true&dubbo.tag=gray|* -> 1:\ndubbo.force.tag=true&dubbo.tag=* -> 1:\nmethod=refund -> 1:10.0.0.1\n" +
+				"dubbo.tag=gray -> 1:10.0.0.3\ndubbo.tag=gray|* -> 1:10.0.0.3\n -> 1:10.0.0.1"},
+		{name: "attachment present", cond: "conditions: ['attachments[canary]=* => host=10.0.0.3']", ps: plain,
+			want: "dubbo.force.tag=true&dubbo.tag=* -> 1:\ncanary=* -> 1:10.0.0.3\n -> 1:10.0.0.1,10.0.0.2,10.0.0.3"},
 		{name: "v3.1 weights", cond: "configVersion: v3.1\nconditions:\n- from: {match: method=get}\n  to:\n  - {match: host=10.0.0.1}\n  - {match: host=10.0.0.2, weight: 300}\n", ps: plain,
 			want: "dubbo.force.tag=true&dubbo.tag=* -> 1:\nmethod=get -> 100:10.0.0.1|300:10.0.0.2\n -> 1:10.0.0.1,10.0.0.2,10.0.0.3"},
 		// The forced gray route stays: without it a forced gray call would reach the
@@ -201,7 +208,10 @@ func TestCompile(t *testing.T) {
 			}
 			// Every class of calls, through the routes in order, lands where the chain says.
 			for _, c := range []Call{call("refund"), call("pay"), call("refund", TagKey, "gray"), call("pay", TagKey, "blue"),
-				call("pay", TagKey, "blue", ForceTagKey, "true"), call("refund", TagKey, "gray", ForceTagKey, "true")} {
+				call("pay", TagKey, "blue", ForceTagKey, "true"), call("refund", TagKey, "gray", ForceTagKey, "true"),
+				call("pay", TagKey, "blue", ForceTagKey, "TRUE"), call("pay", TagKey, "gray|canary"), call("refund", TagKey, "gray|canary"),
+				call("pay", TagKey, "gray|canary", ForceTagKey, "true"), call("pay", "canary", "1")} {
+				// (An empty attachment counts as absent: docs/governance.md, "Deliberate differences".)
 				want := hosts(tc.ps, ch.Route(c, tc.ps))
 				got := "(no route: all)"
 				for _, r := range rs {

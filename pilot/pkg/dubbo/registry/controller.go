@@ -226,8 +226,9 @@ func (c *Controller) publish(st *ifaceState, observed time.Time) {
 	present := len(st.present) > 0 || hasHeld(st)
 	specs := c.specs(st)
 	st.govSpecs, st.govGen = specs, c.gov.gen
+	protected := false // empty protection holds the last endpoints: routes stay as they are
 	defer func() {
-		if st.routes != nil || (st.svc != nil && c.ifaces[st.iface] == st) {
+		if !protected && (st.routes != nil || (st.svc != nil && c.ifaces[st.iface] == st)) {
 			if c.ifaces[st.iface] != st {
 				st.svc = nil // gone: its routes go too
 			}
@@ -241,6 +242,7 @@ func (c *Controller) publish(st *ifaceState, observed time.Time) {
 		scope.Warnf("interface %s: every provider is gone; keeping the last %d endpoints (empty protection)", st.iface, len(st.eps))
 		recordEvent(firstSource(st), "empty_protected")
 		eps = st.eps
+		protected = true
 	}
 	synced := c.synced.Load()
 	hostname := st.hostname
@@ -292,6 +294,9 @@ func (c *Controller) publish(st *ifaceState, observed time.Time) {
 			updateLatency.Record(time.Since(observed).Seconds())
 		}
 		scope.Infof("service %s removed: no registry lists interface %s", hostname, st.iface)
+		// Its routes go before an interface that wanted the hostname makes its own.
+		st.svc = nil
+		c.updateRoutes(st, specs)
 		// An interface that wanted the same hostname gets it now.
 		for _, other := range sortedStates(c.ifaces) {
 			if other.conflict == st.iface {

@@ -25,6 +25,8 @@ import (
 	networking "istio.io/api/networking/v1alpha3"
 
 	"istio.io/istio/pilot/pkg/config/memory"
+	"istio.io/istio/pilot/pkg/model"
+	"istio.io/istio/pkg/config"
 	"istio.io/istio/pkg/config/host"
 	"istio.io/istio/pkg/config/schema/collection"
 	"istio.io/istio/pkg/config/schema/collections"
@@ -400,5 +402,143 @@ configs:
 	}
 	if rule.Status != registry.RuleApplied || !strings.Contains(rule.Error, "particular consumers") {
 		t.Fatalf("rule %+v: want applied, with the item for one consumer reported", rule)
+	}
+}
+
+// routed is a synced controller with a route store, registry zk and its config center.
+func routed(t *testing.T, opts registry.Options, store model.ConfigStore) (*registry.Controller, *registrytest.Recorder) {
+	t.Helper()
+	rec := registrytest.NewRecorder()
+	opts.SyncTimeout, opts.ServicePort, opts.Namespace = time.Hour, 20880, "dubbo"
+	c, err := registry.NewController(opts, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.AppendServiceHandler(rec.FullPush)
+	c.SetRouteStore(store)
+	if err := c.AddSource("zk", "test"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.AddConfigCenter("zk", "test"); err != nil {
+		t.Fatal(err)
+	}
+	c.SourceConnected("zk", true, false)
+	c.SourceSynced("zk")
+	c.SetRules("zk/config", nil, time.Now())
+	c.SourceSynced("zk/config")
+	if !c.HasSynced() {
+		t.Fatal("not synced")
+	}
+	return c, rec
+}
+
+func newRouteStore() *memory.Controller {
+	return memory.NewController(memory.Make(collection.SchemasFor(collections.VirtualService, collections.DestinationRule)))
+}
+
+func generated(c *registry.Controller, ifc string) map[string]string {
+	out := map[string]string{}
+	for _, i := range c.Debug().Interfaces {
+		if i.Interface == ifc && i.Routes != nil {
+			for _, g := range i.Routes.Generated {
+				out[g.Selection] = strings.Join(g.Endpoints, ",")
+			}
+		}
+	}
+	return out
+}
+
+const grayRule = "tags:\n- name: gray\n  addresses: ['10.0.0.1:20880']\n"
+
+// TestRoutesRouteWeightZeroProviders: Java routes first and balances after, so an
+// untagged call reaches untagged providers at weight 0 when they are all there is.
+func TestRoutesRouteWeightZeroProviders(t *testing.T) {
+	c, _ := routed(t, registry.Options{}, newRouteStore())
+	c.SetRules("zk/config", bodies(map[string]string{"a.tag-router": grayRule}), time.Now())
+	c.SetProviders("zk", iface, []string{
+		node("10.0.0.1", 20880, iface, "application=a"),
+		node("10.0.0.2", 20880, iface, "application=a", "weight=0"),
+		node("10.0.0.3", 20880, iface, "application=a", "weight=0"),
+	}, time.Now())
+	if got := generated(c, iface)["untagged"]; got != "10.0.0.2:20880,10.0.0.3:20880" {
+		t.Fatalf("untagged selection %q, want the weight-0 untagged providers", got)
+	}
+}
+
+// TestRoutesSurviveEmptyProtection: while empty protection holds the last endpoints,
+// the routes stay (gray calls keep out of untagged providers).
+func TestRoutesSurviveEmptyProtection(t *testing.T) {
+	store := newRouteStore()
+	c, _ := routed(t, registry.Options{EmptyProtection: true}, store)
+	c.SetRules("zk/config", bodies(map[string]string{"a.tag-router": grayRule}), time.Now())
+	c.SetProviders("zk", iface, []string{node("10.0.0.1", 20880, iface, "application=a"), node("10.0.0.2", 20880, iface, "application=a")}, time.Now())
+	before := generated(c, iface)
+	c.SetProviders("zk", iface, nil, time.Now())
+	if got := generated(c, iface); fmt.Sprint(got) != fmt.Sprint(before) || store.Get(gvk.VirtualService, registry.VirtualServicePrefix+hostname, "dubbo") == nil {
+		t.Fatalf("routes under empty protection: %v, want %v and the VirtualService kept", got, before)
+	}
+}
+
+// TestRoutesFollowTheHostname: when an interface leaves, another one mapping to the same
+// hostname takes it over with its own routes.
+func TestRoutesFollowTheHostname(t *testing.T) {
+	store := newRouteStore()
+	c, _ := routed(t, registry.Options{}, store)
+	other := "com.example.demoService" // the same hostname
+	c.SetRules("zk/config", bodies(map[string]string{"a.tag-router": grayRule, "b.tag-router": "tags:\n- name: blue\n  addresses: ['10.0.0.9:20880']\n"}), time.Now())
+	c.SetProviders("zk", iface, []string{node("10.0.0.1", 20880, iface, "application=a")}, time.Now())
+	c.SetProviders("zk", other, []string{node("10.0.0.9", 20880, other, "application=b")}, time.Now())
+	c.RemoveInterface("zk", iface, time.Now())
+	if got := generated(c, other)["tag=blue"]; got != "10.0.0.9:20880" {
+		t.Fatalf("the new owner's routes: %v", generated(c, other))
+	}
+	vs := store.Get(gvk.VirtualService, registry.VirtualServicePrefix+hostname, "dubbo")
+	if vs == nil || !strings.Contains(vs.Annotations["dubbo.apache.org/rules"], "b.tag-router") {
+		t.Fatalf("VirtualService after the handover: %v", vs)
+	}
+}
+
+// failingStore refuses writes while fail is set.
+type failingStore struct {
+	model.ConfigStore
+	fail bool
+}
+
+func (f *failingStore) Create(cfg config.Config) (string, error) {
+	if f.fail {
+		return "", fmt.Errorf("refused")
+	}
+	return f.ConfigStore.Create(cfg)
+}
+
+func (f *failingStore) Update(cfg config.Config) (string, error) {
+	if f.fail {
+		return "", fmt.Errorf("refused")
+	}
+	return f.ConfigStore.Update(cfg)
+}
+
+// TestRoutesKeptWhenTheStoreFails: a VirtualService that cannot be stored leaves the
+// previous routes and generated services in effect, and is tried again at the next change.
+func TestRoutesKeptWhenTheStoreFails(t *testing.T) {
+	store := &failingStore{ConfigStore: newRouteStore()}
+	c, _ := routed(t, registry.Options{}, store)
+	c.SetProviders("zk", iface, []string{node("10.0.0.1", 20880, iface, "application=a"), node("10.0.0.2", 20880, iface, "application=a")}, time.Now())
+	c.SetRules("zk/config", bodies(map[string]string{"a.tag-router": grayRule}), time.Now())
+	before := generated(c, iface)
+	store.fail = true
+	c.SetRules("zk/config", bodies(map[string]string{"a.tag-router": strings.Replace(grayRule, "gray", "blue", 1)}), time.Now())
+	if got := generated(c, iface); fmt.Sprint(got) != fmt.Sprint(before) {
+		t.Fatalf("generated services after a failed store: %v, want %v", got, before)
+	}
+	for _, svc := range c.Services() {
+		if strings.HasPrefix(string(svc.Hostname), "tag-blue-") {
+			t.Fatalf("a generated service of the refused routes stayed: %s", svc.Hostname)
+		}
+	}
+	store.fail = false
+	c.SetProviders("zk", iface, []string{node("10.0.0.1", 20880, iface, "application=a"), node("10.0.0.3", 20880, iface, "application=a")}, time.Now())
+	if _, ok := generated(c, iface)["tag=blue"]; !ok {
+		t.Fatalf("not tried again: %v", generated(c, iface))
 	}
 }

@@ -40,12 +40,35 @@ type sourceNodes struct {
 // specs, when not nil, are the nodes' specs as override rules make them (a node it does
 // not hold keeps its own).
 func mergeEndpoints(sources []sourceNodes, specs map[*node]*endpointSpec) []*model.IstioEndpoint {
-	type cand struct {
-		n    *node
-		spec *endpointSpec
-		src  int
-		held bool
+	byKey := mergeWinners(sources, specs)
+	allZero := len(byKey) > 0
+	for _, c := range byKey {
+		if !c.spec.zero {
+			allZero = false
+			break
+		}
 	}
+	eps := make([]*model.IstioEndpoint, 0, len(byKey))
+	for _, c := range byKey {
+		if allZero || !c.spec.zero {
+			eps = append(eps, c.spec.ep)
+		}
+	}
+	sort.Slice(eps, func(i, j int) bool { return eps[i].WorkloadName < eps[j].WorkloadName })
+	return eps
+}
+
+// cand is the node chosen for a provider instance, and its spec.
+type cand struct {
+	n    *node
+	spec *endpointSpec
+	src  int
+	held bool
+}
+
+// mergeWinners is the node of every enabled provider instance (weight 0 included), by
+// workload name.
+func mergeWinners(sources []sourceNodes, specs map[*node]*endpointSpec) map[string]cand {
 	better := func(a, b cand) bool { // a beats b
 		switch {
 		case a.src != b.src:
@@ -83,19 +106,5 @@ func mergeEndpoints(sources []sourceNodes, specs map[*node]*endpointSpec) []*mod
 			}
 		}
 	}
-	allZero := len(byKey) > 0
-	for _, c := range byKey {
-		if !c.spec.zero {
-			allZero = false
-			break
-		}
-	}
-	eps := make([]*model.IstioEndpoint, 0, len(byKey))
-	for _, c := range byKey {
-		if allZero || !c.spec.zero {
-			eps = append(eps, c.spec.ep)
-		}
-	}
-	sort.Slice(eps, func(i, j int) bool { return eps[i].WorkloadName < eps[j].WorkloadName })
-	return eps
+	return byKey
 }

@@ -34,6 +34,10 @@ var (
 		"dubbo_governance_route_updates_total",
 		"VirtualServices made or changed from Dubbo condition and tag routes (each one is a config update, a full push).",
 	)
+	routeErrorsTotal = monitoring.NewSum(
+		"dubbo_governance_route_errors_total",
+		"Routes from governance rules that could not be stored; the previous routes stay (see the log and /debug/dubboz).",
+	)
 	ruleErrorsTotal = monitoring.NewSum(
 		"dubbo_governance_rule_errors_total",
 		"Governance rule bodies that did not parse, by kind; the last valid rule of the key stays in effect.",

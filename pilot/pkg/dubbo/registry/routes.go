@@ -18,6 +18,8 @@ import (
 	"fmt"
 	"hash/fnv"
 	"maps"
+	"reflect"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -114,36 +116,25 @@ func nodeParams(n *node, specs map[*node]*endpointSpec) map[string]string {
 	return n.url.Params
 }
 
-// published is a published endpoint and the node it was made of.
+// published is a provider instance routes choose among: its node and endpoint.
 type published struct {
-	n  *node
-	ep *model.IstioEndpoint
+	n    *node
+	ep   *model.IstioEndpoint
+	zero bool // weight 0: picked only when every provider of its selection is at 0
 }
 
-// publishedNodes maps the published endpoints back to their nodes (an endpoint kept by
-// empty protection whose node is gone is left out).
-func publishedNodes(st *ifaceState, eps []*model.IstioEndpoint, specs map[*node]*endpointSpec) []published {
-	byEP := map[*model.IstioEndpoint]*node{}
-	for _, set := range []map[string]map[string]*node{st.nodes, st.held} {
-		for _, nodes := range set {
-			for _, n := range nodes {
-				if n.url == nil {
-					continue
-				}
-				sp := &n.spec
-				if g, ok := specs[n]; ok {
-					sp = g
-				}
-				byEP[sp.ep] = n
-			}
+// routedNodes are the enabled provider instances of an interface, weight 0 included:
+// Java routes first and balances after, so a weight-0 provider is routed to (and picked
+// only if its whole selection is at 0).
+func (c *Controller) routedNodes(st *ifaceState, specs map[*node]*endpointSpec) []published {
+	winners := mergeWinners(c.sourceStates(st), specs)
+	out := make([]published, 0, len(winners))
+	for _, w := range winners {
+		if w.n.url != nil {
+			out = append(out, published{n: w.n, ep: w.spec.ep, zero: w.spec.zero})
 		}
 	}
-	out := make([]published, 0, len(eps))
-	for _, ep := range eps {
-		if n := byEP[ep]; n != nil {
-			out = append(out, published{n, ep})
-		}
-	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ep.WorkloadName < out[j].ep.WorkloadName })
 	return out
 }
 
@@ -151,15 +142,34 @@ func publishedNodes(st *ifaceState, eps []*model.IstioEndpoint, specs map[*node]
 // (st.svc nil: the interface is gone, and so are its routes).
 func (c *Controller) updateRoutes(st *ifaceState, specs map[*node]*endpointSpec) {
 	var next *routeState
+	prev := st.routes
 	if st.svc != nil {
-		nodes := publishedNodes(st, st.eps, specs)
+		nodes := c.routedNodes(st, specs)
 		if c.routeRules(nodes, specs) {
 			next = c.compileRoutes(st, nodes, specs)
+			if next.vs == nil && prev != nil && prev.vs != nil {
+				// The rules cannot be compiled any more (e.g. too many classes of calls): the
+				// last routes stay, never widened to every provider.
+				kept := *prev
+				kept.err = next.err
+				next = &kept
+			}
 		}
 	}
-	prev := st.routes
+	if err := c.applyRoutes(st, prev, next); err != nil {
+		// Nothing of the new routes is in effect: keep the previous state, try again at the
+		// next change.
+		routeErrorsTotal.Increment()
+		scope.Errorf("interface %s: routes from governance rules not updated: %v", st.iface, err)
+		if prev != nil {
+			kept := *prev
+			kept.err = err.Error()
+			next = &kept
+		} else {
+			next = &routeState{err: err.Error()}
+		}
+	}
 	st.routes = next
-	c.applyRoutes(st, prev, next)
 }
 
 // compileRoutes runs the chain of each service key (version, group) the providers have,
@@ -171,7 +181,7 @@ func (c *Controller) compileRoutes(st *ifaceState, nodes []published, specs map[
 		version, group string
 		triple         bool
 		ps             []governance.Provider
-		eps            []*model.IstioEndpoint
+		nodes          []published
 		apps           []string
 	}
 	byKey := map[string]*keyed{}
@@ -193,15 +203,26 @@ func (c *Controller) compileRoutes(st *ifaceState, nodes []published, specs map[
 		}
 		kd.ps = append(kd.ps, governance.Provider{Interface: n.url.Interface(), Protocol: n.url.Protocol,
 			IP: n.url.IP, Port: int(n.url.Port), Params: p})
-		kd.eps = append(kd.eps, pn.ep)
+		kd.nodes = append(kd.nodes, pn)
 		if app := p["application"]; app != "" && !slices.Contains(kd.apps, app) {
 			kd.apps = append(kd.apps, app)
 		}
 	}
 	keys := slices.Sorted(maps.Keys(byKey))
-	// Service keys with a version or group first: their routes name it, and the routes of
-	// the key without either (matching any call) come last.
-	sort.SliceStable(keys, func(i, j int) bool { return keyOf[keys[i]] != ":" && keyOf[keys[j]] == ":" })
+	// Service keys naming more (version and group, then one of them) first: their routes
+	// are guarded by what they name, and the key naming neither (any call) comes last.
+	set := func(k string) int {
+		v, g, _ := strings.Cut(keyOf[k], ":")
+		n := 0
+		if v != "" {
+			n++
+		}
+		if g != "" {
+			n++
+		}
+		return n
+	}
+	sort.SliceStable(keys, func(i, j int) bool { return set(keys[i]) > set(keys[j]) })
 	rs := &routeState{derived: map[host.Name]*derivedService{}}
 	vs := &networking.VirtualService{Hosts: []string{string(st.hostname)}}
 	serviceKeys := map[string]bool{}
@@ -287,7 +308,7 @@ func (c *Controller) compileRoutes(st *ifaceState, nodes []published, specs map[
 			for _, d := range spec.Dests {
 				h := st.hostname
 				if !(all && len(d.Steps) == 0) {
-					h = c.derive(st, rs, sk, multi, kd.triple, d, kd.eps)
+					h = c.derive(st, rs, sk, multi, kd.triple, d, kd.nodes)
 				}
 				dest := &networking.HTTPRouteDestination{Destination: &networking.Destination{Host: string(h)}}
 				if len(spec.Dests) > 1 {
@@ -328,7 +349,10 @@ func (c *Controller) routeMatches(st *ifaceState, spec governance.RouteSpec, ver
 		switch {
 		case a.Present:
 			headers[k] = &networking.StringMatch{MatchType: &networking.StringMatch_Regex{Regex: ".+"}}
-		case k == governance.ForceTagKey:
+		case a.Level:
+			// a|b|c falls back to a|b, then a (TagStateRouter.selectAddressByTagLevel).
+			headers[k] = &networking.StringMatch{MatchType: &networking.StringMatch_Regex{Regex: regexp.QuoteMeta(a.Value) + `\|.*`}}
+		case k == governance.ForceTagKey && strings.EqualFold(a.Value, "true"):
 			// Java's Boolean.parseBoolean: any case.
 			headers[k] = &networking.StringMatch{MatchType: &networking.StringMatch_Regex{Regex: "[tT][rR][uU][eE]"}}
 		default:
@@ -344,8 +368,13 @@ func (c *Controller) routeMatches(st *ifaceState, spec governance.RouteSpec, ver
 		if spec.Method != "" {
 			m.Method = exact(spec.Method)
 		}
-		if keyed {
-			m.Headers["version"], m.Headers["group"] = exact(version), exact(group)
+		// An empty version or group is not sent by every consumer: only what the key
+		// names guards it.
+		if keyed && version != "" {
+			m.Headers["version"] = exact(version)
+		}
+		if keyed && group != "" {
+			m.Headers["group"] = exact(group)
 		}
 		return []*networking.HTTPMatchRequest{m}
 	}
@@ -353,14 +382,17 @@ func (c *Controller) routeMatches(st *ifaceState, spec governance.RouteSpec, ver
 	if spec.Method != "" {
 		m.Uri = exact("/" + st.iface + "/" + spec.Method)
 	}
-	if keyed {
-		m.Headers["tri-service-version"], m.Headers["tri-service-group"] = exact(version), exact(group)
+	if keyed && version != "" {
+		m.Headers["tri-service-version"] = exact(version)
+	}
+	if keyed && group != "" {
+		m.Headers["tri-service-group"] = exact(group)
 	}
 	return []*networking.HTTPMatchRequest{m}
 }
 
 // derive returns the generated service of a destination, adding it to rs.
-func (c *Controller) derive(st *ifaceState, rs *routeState, key string, multi, triple bool, d governance.Dest, eps []*model.IstioEndpoint) host.Name {
+func (c *Controller) derive(st *ifaceState, rs *routeState, key string, multi, triple bool, d governance.Dest, nodes []published) host.Name {
 	var steps []string
 	if triple {
 		steps = append(steps, "tri")
@@ -383,10 +415,24 @@ func (c *Controller) derive(st *ifaceState, rs *routeState, key string, multi, t
 		label = strings.Trim(label[:40], "-")
 	}
 	name := host.Name(fmt.Sprintf("%s-%06x.%s", label, h.Sum32()&0xffffff, st.hostname))
+	if g, ok := rs.derived[name]; ok && g.steps != desc {
+		// Another selection has this name (24-bit hash): the long hash tells them apart.
+		h64 := fnv.New64a()
+		h64.Write([]byte(desc))
+		name = host.Name(fmt.Sprintf("%s-%016x.%s", label, h64.Sum64(), st.hostname))
+	}
 	if _, ok := rs.derived[name]; !ok {
+		allZero := true
+		for _, i := range d.Providers {
+			if !nodes[i].zero {
+				allZero = false
+			}
+		}
 		sel := make([]*model.IstioEndpoint, 0, len(d.Providers))
 		for _, i := range d.Providers {
-			sel = append(sel, eps[i])
+			if allZero || !nodes[i].zero {
+				sel = append(sel, nodes[i].ep)
+			}
 		}
 		rs.derived[name] = &derivedService{eps: sel, steps: desc}
 	}
@@ -421,12 +467,14 @@ func sanitize(s string) string {
 }
 
 // applyRoutes tells istiod what changed between two route states of an interface: the
-// VirtualService (a config update: full push), generated services added or removed
-// (service events), their endpoints (endpoint updates).
-func (c *Controller) applyRoutes(st *ifaceState, prev, next *routeState) {
+// VirtualService and DestinationRules (config updates: full pushes), generated services
+// added or removed (service events), their endpoints (endpoint updates). On an error
+// storing the VirtualService nothing of next is left in effect (the services it added
+// are removed again) and the error is returned.
+func (c *Controller) applyRoutes(st *ifaceState, prev, next *routeState) error {
 	ns := c.opts.Namespace
-	var prevVS, nextVS *networking.VirtualService
 	prevDerived, nextDerived := map[host.Name]*derivedService{}, map[host.Name]*derivedService{}
+	var prevVS, nextVS *networking.VirtualService
 	if prev != nil {
 		prevVS, prevDerived = prev.vs, prev.derived
 	}
@@ -434,21 +482,70 @@ func (c *Controller) applyRoutes(st *ifaceState, prev, next *routeState) {
 		nextVS, nextDerived = next.vs, next.derived
 	}
 	synced := c.synced.Load()
-	// Generated services first: the VirtualService must never name a missing one.
+	// New generated services first: the VirtualService must never name a missing one.
+	var added []host.Name
+	for h, d := range nextDerived {
+		if old := prevDerived[h]; old != nil {
+			continue
+		}
+		d.svc = c.derivedService(st, h)
+		c.addDerived(st, h, d, synced)
+		added = append(added, h)
+	}
+	name := VirtualServicePrefix + string(st.hostname)
+	if !proto.Equal(prevVS, nextVS) {
+		if err := c.storeConfig(st, gvk.VirtualService, name, nextVS, next); err != nil {
+			for _, h := range added {
+				c.removeDerived(h, nextDerived[h], synced)
+			}
+			return err
+		}
+		routeUpdates.Increment()
+		switch {
+		case nextVS == nil:
+			scope.Infof("interface %s: route rules no longer apply; VirtualService %s/%s removed", st.iface, ns, name)
+		default:
+			scope.Infof("interface %s: rules %v make VirtualService %s/%s (%d routes, %d generated services)",
+				st.iface, next.rules, ns, name, len(nextVS.Http), len(nextDerived))
+			if c.userVS != nil {
+				if users := c.userVS(st.hostname); len(users) > 0 {
+					scope.Infof("interface %s: VirtualService %v of the operator wins over the rules' routes", st.iface, users)
+				}
+			}
+		}
+	}
+	// The consumers' load balancer, for the interface's host and its generated services.
+	var prevDR, nextDR *networking.DestinationRule
+	if prev != nil {
+		prevDR = prev.dr
+	}
+	if next != nil {
+		nextDR = next.dr
+	}
+	if !proto.Equal(prevDR, nextDR) {
+		var sel *networking.DestinationRule
+		if nextDR != nil {
+			sel = proto.Clone(nextDR).(*networking.DestinationRule)
+			sel.Host = "*." + string(st.hostname)
+		}
+		for _, dr := range []struct {
+			name string
+			spec *networking.DestinationRule
+		}{{name, nextDR}, {name + "-selections", sel}} {
+			if err := c.storeConfig(st, gvk.DestinationRule, dr.name, dr.spec, next); err != nil {
+				scope.Errorf("interface %s: %v", st.iface, err)
+			}
+		}
+	}
+	// Generated services kept: their endpoints or ports; those gone: removed.
 	for h, d := range nextDerived {
 		old := prevDerived[h]
 		if old == nil {
-			d.svc = c.derivedService(st, h)
-			c.store.setService(h, st.iface, d.svc)
-			c.xds.EDSCacheUpdate(c.shard, string(h), ns, d.eps)
-			if synced {
-				c.xds.SvcUpdate(c.shard, string(h), ns, model.EventAdd)
-				c.NotifyServiceHandlers(nil, d.svc, model.EventAdd)
-			}
 			continue
 		}
 		d.svc = old.svc
-		if !samePorts(old.svc.Ports, st.svc.Ports) {
+		switch {
+		case !samePorts(old.svc.Ports, st.svc.Ports):
 			d.svc = c.derivedService(st, h)
 			d.svc.CreationTime = old.svc.CreationTime
 			c.store.setService(h, st.iface, d.svc)
@@ -457,9 +554,7 @@ func (c *Controller) applyRoutes(st *ifaceState, prev, next *routeState) {
 				c.xds.SvcUpdate(c.shard, string(h), ns, model.EventUpdate)
 				c.NotifyServiceHandlers(old.svc, d.svc, model.EventUpdate)
 			}
-			continue
-		}
-		if !sameEndpoints(old.eps, d.eps) {
+		case !sameEndpoints(old.eps, d.eps):
 			switch {
 			case synced && c.pacer != nil:
 				c.xds.EDSCacheUpdate(c.shard, string(h), ns, d.eps)
@@ -471,86 +566,67 @@ func (c *Controller) applyRoutes(st *ifaceState, prev, next *routeState) {
 			}
 		}
 	}
-	var prevDR, nextDR *networking.DestinationRule
-	if prev != nil {
-		prevDR = prev.dr
-	}
-	if next != nil {
-		nextDR = next.dr
-	}
-	c.storeConfig(st, gvk.DestinationRule, prevDR, nextDR, next)
-	name := VirtualServicePrefix + string(st.hostname)
-	switch {
-	case nextVS == nil && prevVS != nil:
-		if err := c.routeStore.Delete(gvk.VirtualService, name, ns, nil); err != nil {
-			scope.Warnf("interface %s: cannot delete VirtualService %s/%s: %v", st.iface, ns, name, err)
-		}
-		scope.Infof("interface %s: route rules no longer apply; VirtualService %s/%s removed", st.iface, ns, name)
-	case nextVS != nil && (prevVS == nil || !proto.Equal(prevVS, nextVS)):
-		cfg := config.Config{
-			Meta: config.Meta{
-				GroupVersionKind: gvk.VirtualService, Name: name, Namespace: ns,
-				CreationTimestamp: routesCreated,
-				Labels:            map[string]string{governance.DerivedLabel: string(st.hostname)},
-				Annotations:       map[string]string{"dubbo.apache.org/rules": strings.Join(next.rules, ",")},
-			},
-			Spec: nextVS,
-		}
-		var err error
-		if c.routeStore.Get(gvk.VirtualService, name, ns) == nil {
-			_, err = c.routeStore.Create(cfg)
-		} else {
-			_, err = c.routeStore.Update(cfg)
-		}
-		if err != nil {
-			scope.Errorf("interface %s: cannot store VirtualService %s/%s: %v", st.iface, ns, name, err)
-		} else {
-			routeUpdates.Increment()
-			scope.Infof("interface %s: route rules %v make VirtualService %s/%s (%d routes, %d generated services)",
-				st.iface, next.rules, ns, name, len(nextVS.Http), len(nextDerived))
-		}
-	}
 	for h, d := range prevDerived {
-		if nextDerived[h] != nil {
-			continue
+		if nextDerived[h] == nil {
+			c.removeDerived(h, d, synced)
 		}
-		c.store.setService(h, "", nil)
-		c.xds.SvcUpdate(c.shard, string(h), ns, model.EventDelete)
-		if synced {
-			c.NotifyServiceHandlers(d.svc, d.svc, model.EventDelete)
-		}
+	}
+	return nil
+}
+
+func (c *Controller) addDerived(st *ifaceState, h host.Name, d *derivedService, synced bool) {
+	ns := c.opts.Namespace
+	c.store.setService(h, st.iface, d.svc)
+	c.xds.EDSCacheUpdate(c.shard, string(h), ns, d.eps)
+	if synced {
+		c.xds.SvcUpdate(c.shard, string(h), ns, model.EventAdd)
+		c.NotifyServiceHandlers(nil, d.svc, model.EventAdd)
 	}
 }
 
-// storeConfig puts a DestinationRule made of consumer settings in the route store (nil:
-// none), when it changed.
-func (c *Controller) storeConfig(st *ifaceState, kind config.GroupVersionKind, prev, next *networking.DestinationRule, rs *routeState) {
+func (c *Controller) removeDerived(h host.Name, d *derivedService, synced bool) {
 	ns := c.opts.Namespace
-	name := VirtualServicePrefix + string(st.hostname)
-	switch {
-	case next == nil && prev != nil:
-		if err := c.routeStore.Delete(kind, name, ns, nil); err != nil {
-			scope.Warnf("interface %s: cannot delete %s %s/%s: %v", st.iface, kind.Kind, ns, name, err)
-		}
-	case next != nil && (prev == nil || !proto.Equal(prev, next)):
-		cfg := config.Config{
-			Meta: config.Meta{
-				GroupVersionKind: kind, Name: name, Namespace: ns, CreationTimestamp: routesCreated,
-				Labels:      map[string]string{governance.DerivedLabel: string(st.hostname)},
-				Annotations: map[string]string{"dubbo.apache.org/rules": strings.Join(rs.rules, ",")},
-			},
-			Spec: next,
-		}
-		var err error
-		if c.routeStore.Get(kind, name, ns) == nil {
-			_, err = c.routeStore.Create(cfg)
-		} else {
-			_, err = c.routeStore.Update(cfg)
-		}
-		if err != nil {
-			scope.Errorf("interface %s: cannot store %s %s/%s: %v", st.iface, kind.Kind, ns, name, err)
-		}
+	c.store.setService(h, "", nil)
+	c.xds.SvcUpdate(c.shard, string(h), ns, model.EventDelete)
+	if synced {
+		c.NotifyServiceHandlers(d.svc, d.svc, model.EventDelete)
 	}
+}
+
+// storeConfig puts a config of ours in the route store (spec nil: deletes it).
+func (c *Controller) storeConfig(st *ifaceState, kind config.GroupVersionKind, name string, spec proto.Message, rs *routeState) error {
+	ns := c.opts.Namespace
+	if spec == nil || reflect.ValueOf(spec).IsNil() {
+		if c.routeStore.Get(kind, name, ns) == nil {
+			return nil
+		}
+		if err := c.routeStore.Delete(kind, name, ns, nil); err != nil {
+			return fmt.Errorf("cannot delete %s %s/%s: %v", kind.Kind, ns, name, err)
+		}
+		return nil
+	}
+	var rules []string
+	if rs != nil {
+		rules = rs.rules
+	}
+	cfg := config.Config{
+		Meta: config.Meta{
+			GroupVersionKind: kind, Name: name, Namespace: ns, CreationTimestamp: routesCreated,
+			Labels:      map[string]string{governance.DerivedLabel: string(st.hostname)},
+			Annotations: map[string]string{"dubbo.apache.org/rules": strings.Join(rules, ",")},
+		},
+		Spec: spec,
+	}
+	var err error
+	if c.routeStore.Get(kind, name, ns) == nil {
+		_, err = c.routeStore.Create(cfg)
+	} else {
+		_, err = c.routeStore.Update(cfg)
+	}
+	if err != nil {
+		return fmt.Errorf("cannot store %s %s/%s: %v", kind.Kind, ns, name, err)
+	}
+	return nil
 }
 
 func (c *Controller) derivedService(st *ifaceState, h host.Name) *model.Service {
