@@ -15,11 +15,7 @@
 package e2e
 
 import (
-	"bytes"
 	"encoding/json"
-	"os"
-	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -180,29 +176,7 @@ func TestMOSNGolden(t *testing.T) {
 		}
 	}
 	for kind, msgs := range files {
-		var parts []string
-		for _, m := range msgs {
-			parts = append(parts, string(stableJSON(t, m)))
-		}
-		sort.Strings(parts)
-		got := []byte("[\n" + strings.Join(parts, ",\n") + "\n]\n")
-		path := filepath.Join("testdata", "golden", "mosn-"+kind+".json")
-		if os.Getenv("UPDATE_GOLDEN") != "" {
-			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(path, got, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		want, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatalf("%v (UPDATE_GOLDEN=1 writes it)", err)
-		}
-		if !bytes.Equal(got, want) {
-			t.Errorf("%s differs from %s (UPDATE_GOLDEN=1 rewrites it; review the diff):\n%s", kind, path, got)
-		}
+		golden(t, "mosn-"+kind, msgs...)
 	}
 	for _, kind := range []string{"listeners", "routes", "clusters", "endpoints"} {
 		if len(files[kind]) == 0 {

@@ -22,6 +22,7 @@ package governance
 import (
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Kind is the kind of a governance rule, named by its key's suffix.
@@ -32,6 +33,15 @@ const (
 	KindConditionRoute Kind = "condition-router"
 	KindTagRoute       Kind = "tag-router"
 )
+
+// ConfigSink receives the rules a config center holds (the Dubbo registry controller):
+// every change reports the full set of its rule bodies by key.
+type ConfigSink interface {
+	SetRules(source string, rules map[string][]byte, observed time.Time)
+	SourceConnected(source string, connected, newSession bool)
+	SourceSynced(source string)
+	ListError(source, path string, err error)
+}
 
 // DerivedLabel marks what route rules generate (services of provider selections, and
 // VirtualServices): its value is the hostname of the interface they route.

@@ -46,12 +46,7 @@ import (
 // keeps the body read last: an outage never empties the rules.
 
 // ConfigSink receives the governance rules (the Dubbo registry controller).
-type ConfigSink interface {
-	SetRules(source string, rules map[string][]byte, observed time.Time)
-	SourceConnected(source string, connected, newSession bool)
-	SourceSynced(source string)
-	ListError(source, path string, err error)
-}
+type ConfigSink = governance.ConfigSink
 
 // Rule kinds watched per service key and per application.
 var (

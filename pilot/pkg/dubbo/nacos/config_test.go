@@ -16,8 +16,6 @@ package nacos_test
 
 import (
 	"fmt"
-	"sort"
-	"strings"
 	"testing"
 	"time"
 
@@ -90,7 +88,7 @@ func TestOverrideRulesFromNacos(t *testing.T) {
 	}, retry.Timeout(wait))
 	want := func(w string) func() error {
 		return func() error {
-			if got := weightsOf(e, greetHost); got != w {
+			if got := e.rec.Weights(greetHost); got != w {
 				return fmt.Errorf("endpoints %q, want %q", got, w)
 			}
 			return nil
@@ -180,7 +178,7 @@ func TestRulesReadBeforeReady(t *testing.T) {
 		}
 		return nil
 	}, retry.Timeout(wait), retry.Delay(10*time.Millisecond))
-	if got := weightsOf(e, greetHost); got != "10.0.0.1:20880=100" {
+	if got := e.rec.Weights(greetHost); got != "10.0.0.1:20880=100" {
 		t.Fatalf("endpoints at ready: %q, want the disabled 10.0.0.2 out", got)
 	}
 }
@@ -239,7 +237,7 @@ func TestRulesKeptWhileServerDown(t *testing.T) {
 	published := time.Now()
 	srv.PublishConfig(t, "", "greet.configurators", rulesGroup, "configs:\n- side: provider\n  parameters: {weight: 7}\n")
 	retry.UntilSuccessOrFail(t, func() error {
-		if got := weightsOf(e, greetHost); got != "10.0.0.1:20880=7" {
+		if got := e.rec.Weights(greetHost); got != "10.0.0.1:20880=7" {
 			return fmt.Errorf("endpoints %q, want 10.0.0.1:20880=7", got)
 		}
 		return nil
@@ -266,13 +264,4 @@ func ruleStatus(t *testing.T, e *env, key, status string) registry.DebugRule {
 		return fmt.Errorf("rule %s not seen", key)
 	}, retry.Timeout(wait))
 	return out
-}
-
-func weightsOf(e *env, h string) string {
-	var out []string
-	for _, ep := range e.rec.Last(h) {
-		out = append(out, fmt.Sprintf("%s:%d=%d", ep.FirstAddressOrNil(), ep.EndpointPort, ep.LbWeight))
-	}
-	sort.Strings(out)
-	return strings.Join(out, " ")
 }

@@ -15,9 +15,6 @@
 package registry_test
 
 import (
-	"fmt"
-	"sort"
-	"strings"
 	"testing"
 	"time"
 
@@ -62,15 +59,6 @@ func synced(t *testing.T, opts registry.Options, sources ...string) (*registry.C
 
 const iface, hostname = "com.example.DemoService", "com.example.demoservice"
 
-func weights(rec *registrytest.Recorder, h string) string {
-	var out []string
-	for _, ep := range rec.Last(h) {
-		out = append(out, fmt.Sprintf("%s:%d=%d", ep.FirstAddressOrNil(), ep.EndpointPort, ep.LbWeight))
-	}
-	sort.Strings(out)
-	return strings.Join(out, " ")
-}
-
 func TestWeightsAndDisabled(t *testing.T) {
 	cases := []struct {
 		name  string
@@ -97,7 +85,7 @@ func TestWeightsAndDisabled(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			ctl, rec := synced(t, registry.Options{})
 			ctl.SetProviders("zk", iface, c.nodes, time.Now())
-			if got := weights(rec, hostname); got != c.want {
+			if got := rec.Weights(hostname); got != c.want {
 				t.Fatalf("endpoints %q, want %q", got, c.want)
 			}
 		})

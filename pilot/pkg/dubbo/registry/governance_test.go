@@ -98,14 +98,14 @@ func bodies(m map[string]string) map[string][]byte {
 func TestOverrideRulesInTheController(t *testing.T) {
 	mt := monitortest.New(t)
 	c, rec := governed(t, registry.Options{}, map[string]map[string]string{"zk": {svcRule: disable}})
-	if got := weights(rec, hostname); got != "10.0.0.1:1=100" {
+	if got := rec.Weights(hostname); got != "10.0.0.1:1=100" {
 		t.Fatalf("at sync: %q, want 10.0.0.2 disabled", got)
 	}
 	full := rec.Count("full ")
 	set := func(rules map[string]string) { c.SetRules("zk/config", bodies(rules), time.Now()) }
 	step := func(name, want string) {
 		t.Helper()
-		if got := weights(rec, hostname); got != want {
+		if got := rec.Weights(hostname); got != want {
 			t.Fatalf("%s: endpoints %q, want %q", name, got, want)
 		}
 	}
@@ -144,7 +144,7 @@ func TestOverrideRulesInTheController(t *testing.T) {
 func TestRuleDisablingEveryProviderIsNotEmptyProtected(t *testing.T) {
 	c, rec := governed(t, registry.Options{EmptyProtection: true}, nil)
 	c.SetRules("zk/config", bodies(map[string]string{svcRule: "configs:\n- side: provider\n  parameters: {disabled: true}\n"}), time.Now())
-	if got := weights(rec, hostname); got != "" {
+	if got := rec.Weights(hostname); got != "" {
 		t.Fatalf("endpoints %q, want none: every provider is disabled", got)
 	}
 	var reasons []string
@@ -165,7 +165,7 @@ func TestFirstConfigCenterWins(t *testing.T) {
 		"zk":  {svcRule: weight7},
 		"zk2": {svcRule: disable},
 	}, "zk2")
-	if got := weights(rec, hostname); got != "10.0.0.1:1=7 10.0.0.2:1=7" {
+	if got := rec.Weights(hostname); got != "10.0.0.1:1=7 10.0.0.2:1=7" {
 		t.Fatalf("endpoints %q, want the first config center's rule", got)
 	}
 	var from string
@@ -178,7 +178,7 @@ func TestFirstConfigCenterWins(t *testing.T) {
 		t.Fatalf("rule from %q", from)
 	}
 	c.SetRules("zk/config", nil, time.Now())
-	if got := weights(rec, hostname); got != "10.0.0.1:1=100" {
+	if got := rec.Weights(hostname); got != "10.0.0.1:1=100" {
 		t.Fatalf("endpoints %q, want the second config center's rule", got)
 	}
 }
@@ -224,12 +224,12 @@ func TestIgnoredKeysLeave(t *testing.T) {
 // empty protection for a registry glitch that loses the others.
 func TestEmptyProtectionWithAPartialRule(t *testing.T) {
 	c, rec := governed(t, registry.Options{EmptyProtection: true}, map[string]map[string]string{"zk": {svcRule: disable}})
-	if got := weights(rec, hostname); got != "10.0.0.1:1=100" {
+	if got := rec.Weights(hostname); got != "10.0.0.1:1=100" {
 		t.Fatalf("endpoints %q", got)
 	}
 	// The registry lists only the disabled provider (10.0.0.1 lost in a glitch).
 	c.SetProviders("zk", iface, []string{node("10.0.0.2", 1, iface, "application=a")}, time.Now())
-	if got := weights(rec, hostname); got != "10.0.0.1:1=100" {
+	if got := rec.Weights(hostname); got != "10.0.0.1:1=100" {
 		t.Fatalf("endpoints %q: empty protection must keep 10.0.0.1", got)
 	}
 }
@@ -238,35 +238,17 @@ func TestEmptyProtectionWithAPartialRule(t *testing.T) {
 // one VirtualService of the interface's hostname and generated services of the selected
 // providers; provider changes are endpoint updates of those.
 func TestRouteRulesMakeVirtualServices(t *testing.T) {
-	store := memory.NewController(memory.Make(collection.SchemasFor(collections.VirtualService, collections.DestinationRule)))
-	rec := registrytest.NewRecorder()
-	c, err := registry.NewController(registry.Options{SyncTimeout: time.Hour, ServicePort: 20880, Namespace: "dubbo"}, rec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.AppendServiceHandler(rec.FullPush)
-	c.SetRouteStore(store)
-	if err := c.AddSource("zk", "test"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.AddConfigCenter("zk", "test"); err != nil {
-		t.Fatal(err)
-	}
-	c.SourceConnected("zk", true, false)
+	store := newRouteStore()
+	c, rec := routed(t, registry.Options{}, store)
 	c.SetProviders("zk", iface, []string{
 		node("10.0.0.1", 20880, iface, "application=a"),
 		node("10.0.0.2", 20880, iface, "application=a"),
 		node("10.0.0.3", 20880, iface, "application=a"),
 	}, time.Now())
-	c.SourceSynced("zk")
 	c.SetRules("zk/config", bodies(map[string]string{
 		iface + "::.condition-router": "force: true\nconditions: ['method=refund => host=10.0.0.1']\n",
 		"a.tag-router":                "tags:\n- name: gray\n  addresses: ['10.0.0.3:20880']\n",
 	}), time.Now())
-	c.SourceSynced("zk/config")
-	if !c.HasSynced() {
-		t.Fatal("not synced")
-	}
 	vs := store.Get(gvk.VirtualService, registry.VirtualServicePrefix+hostname, "dubbo")
 	if vs == nil {
 		t.Fatalf("no VirtualService; have %v", store.List(gvk.VirtualService, ""))
@@ -352,24 +334,9 @@ func TestRouteRulesMakeVirtualServices(t *testing.T) {
 // balancer become the route's and the DestinationRule's, for every consumer; items for
 // particular consumers are reported and left out.
 func TestConsumerSettings(t *testing.T) {
-	store := memory.NewController(memory.Make(collection.SchemasFor(collections.VirtualService, collections.DestinationRule)))
-	rec := registrytest.NewRecorder()
-	c, err := registry.NewController(registry.Options{SyncTimeout: time.Hour, ServicePort: 20880, Namespace: "dubbo"}, rec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.SetRouteStore(store)
-	for _, f := range []func() error{
-		func() error { return c.AddSource("zk", "test") },
-		func() error { _, err := c.AddConfigCenter("zk", "test"); return err },
-	} {
-		if err := f(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c.SourceConnected("zk", true, false)
+	store := newRouteStore()
+	c, _ := routed(t, registry.Options{}, store)
 	c.SetProviders("zk", iface, []string{node("10.0.0.1", 20880, iface, "application=a")}, time.Now())
-	c.SourceSynced("zk")
 	c.SetRules("zk/config", bodies(map[string]string{svcRule: `configVersion: v2.7
 scope: service
 key: com.example.DemoService
@@ -380,7 +347,6 @@ configs:
   addresses: [10.9.9.9]
   parameters: {timeout: 9}
 `}), time.Now())
-	c.SourceSynced("zk/config")
 	vs := store.Get(gvk.VirtualService, registry.VirtualServicePrefix+hostname, "dubbo")
 	dr := store.Get(gvk.DestinationRule, registry.VirtualServicePrefix+hostname, "dubbo")
 	if vs == nil || dr == nil {

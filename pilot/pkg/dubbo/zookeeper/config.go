@@ -26,12 +26,7 @@ import (
 // reports all the rules the node holds.
 
 // ConfigSink receives the governance rules (the Dubbo registry controller).
-type ConfigSink interface {
-	SetRules(source string, rules map[string][]byte, observed time.Time)
-	SourceConnected(source string, connected, newSession bool)
-	SourceSynced(source string)
-	ListError(source, path string, err error)
-}
+type ConfigSink = governance.ConfigSink
 
 // SetConfigSink reads the governance rules under Config.ConfigRoot into sink, reported as
 // the source named source (before Run).

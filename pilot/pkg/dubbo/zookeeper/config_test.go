@@ -16,8 +16,6 @@ package zookeeper_test
 
 import (
 	"fmt"
-	"sort"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -82,7 +80,7 @@ func TestOverrideRulesFromZooKeeper(t *testing.T) {
 	})
 	want := func(w string) func() error {
 		return func() error {
-			if got := weightsOf(e.rec, demoHost); got != w {
+			if got := e.rec.Weights(demoHost); got != w {
 				return fmt.Errorf("endpoints %q, want %q", got, w)
 			}
 			return nil
@@ -162,7 +160,7 @@ func TestRulesReadBeforeReady(t *testing.T) {
 		}
 		return nil
 	})
-	if got := weightsOf(e.rec, demoHost); got != "10.0.0.1:20880=100" {
+	if got := e.rec.Weights(demoHost); got != "10.0.0.1:20880=100" {
 		t.Fatalf("endpoints at ready: %q, want the disabled 10.0.0.2 out", got)
 	}
 }
@@ -221,13 +219,4 @@ func ruleStatus(t *testing.T, e *configEnv, key, status string) registry.DebugRu
 		return fmt.Errorf("rule %s not seen", key)
 	})
 	return out
-}
-
-func weightsOf(rec *registrytest.Recorder, h string) string {
-	var out []string
-	for _, ep := range rec.Last(h) {
-		out = append(out, fmt.Sprintf("%s:%d=%d", ep.FirstAddressOrNil(), ep.EndpointPort, ep.LbWeight))
-	}
-	sort.Strings(out)
-	return strings.Join(out, " ")
 }

@@ -123,6 +123,16 @@ func (r *Recorder) Last(h string) []*model.IstioEndpoint {
 	return r.Endpoints[h]
 }
 
+// Weights renders a host's last endpoints as "ip:port=weight", sorted, space-separated.
+func (r *Recorder) Weights(h string) string {
+	var out []string
+	for _, ep := range r.Last(h) {
+		out = append(out, fmt.Sprintf("%s:%d=%d", ep.FirstAddressOrNil(), ep.EndpointPort, ep.LbWeight))
+	}
+	sort.Strings(out)
+	return strings.Join(out, " ")
+}
+
 // WantAddrs is a condition: the host's last endpoints are exactly want ("ip:port").
 func (r *Recorder) WantAddrs(h string, want ...string) func() error {
 	return func() error {
