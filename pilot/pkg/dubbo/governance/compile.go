@@ -16,6 +16,7 @@ package governance
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -405,13 +406,13 @@ func (ch *Chain) attrs(ps []Provider) []attr {
 	}
 	var out []attr
 	if len(methods) > 0 {
-		out = append(out, attr{method: true, values: sortedKeys(methods)})
+		out = append(out, attr{method: true, values: slices.Sorted(maps.Keys(methods))})
 	}
-	for _, k := range sortedKeys(atts) {
+	for _, k := range slices.Sorted(maps.Keys(atts)) {
 		if k == TagKey || k == ForceTagKey {
 			continue
 		}
-		out = append(out, attr{key: k, values: sortedKeys(atts[k]), presence: negated[k]})
+		out = append(out, attr{key: k, values: slices.Sorted(maps.Keys(atts[k])), presence: negated[k]})
 	}
 	// The tag router runs on every call: a tagged call, forced or not, routes otherwise
 	// than an untagged one even when no provider is tagged.
@@ -423,15 +424,6 @@ func (ch *Chain) attrs(ps []Provider) []attr {
 	for v := range atts[ForceTagKey] {
 		force[v] = true
 	}
-	return append(out, attr{key: TagKey, values: sortedKeys(tags), levels: levels, presence: true},
-		attr{key: ForceTagKey, values: sortedKeys(force), presence: negated[ForceTagKey]})
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
+	return append(out, attr{key: TagKey, values: slices.Sorted(maps.Keys(tags)), levels: levels, presence: true},
+		attr{key: ForceTagKey, values: slices.Sorted(maps.Keys(force)), presence: negated[ForceTagKey]})
 }

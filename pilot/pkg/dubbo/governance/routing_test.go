@@ -61,6 +61,19 @@ func mustCond(t *testing.T, body string) *ConditionRule {
 	return r
 }
 
+// chainOf is a chain of a tag rule and a service condition rule (bodies; "": none).
+func chainOf(t *testing.T, tag, cond string) *Chain {
+	t.Helper()
+	ch := &Chain{}
+	if tag != "" {
+		ch.Tag = mustTag(t, tag)
+	}
+	if cond != "" {
+		ch.Conditions, ch.Names = []*ConditionRule{mustCond(t, cond)}, []string{"svc"}
+	}
+	return ch
+}
+
 func call(method string, att ...string) Call {
 	c := Call{Method: method, Attachments: map[string]string{}}
 	for i := 0; i+1 < len(att); i += 2 {
@@ -117,13 +130,7 @@ func TestRouteJavaSemantics(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			ch := &Chain{}
-			if tc.tag != "" {
-				ch.Tag = mustTag(t, tc.tag)
-			}
-			if tc.cond != "" {
-				ch.Conditions, ch.Names = []*ConditionRule{mustCond(t, tc.cond)}, []string{"svc"}
-			}
+			ch := chainOf(t, tc.tag, tc.cond)
 			if got := hosts(tc.ps, ch.Route(tc.call, tc.ps)); got != tc.want {
 				t.Fatalf("routed to %q, want %q", got, tc.want)
 			}
@@ -192,13 +199,7 @@ func TestCompile(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			ch := &Chain{}
-			if tc.tag != "" {
-				ch.Tag = mustTag(t, tc.tag)
-			}
-			if tc.cond != "" {
-				ch.Conditions, ch.Names = []*ConditionRule{mustCond(t, tc.cond)}, []string{"svc"}
-			}
+			ch := chainOf(t, tc.tag, tc.cond)
 			rs, err := ch.Compile(tc.ps)
 			if err != nil {
 				t.Fatal(err)
