@@ -92,6 +92,8 @@ var (
 		"How often the service list of a Nacos registry is read (Nacos has no watch on it). Same as --dubboNacosListInterval.").Get()
 	nacosDirEnv = env.Register("PILOT_DUBBO_NACOS_DIR", "",
 		"Directory of the Nacos clients' cache and logs, one subdirectory per registry; empty: $TMPDIR/dubbo-istiod/nacos. Same as --dubboNacosDir.").Get()
+	configCentersEnv = env.Register("PILOT_DUBBO_CONFIG_CENTERS", "",
+		"Space-separated config center addresses for Dubbo's governance rules, instead of each registry's own. Same as --dubboConfigCenter.").Get()
 	governanceEnv = env.Register("PILOT_DUBBO_GOVERNANCE", true,
 		"Read Dubbo's governance rules (override rules today) from each registry's config center. Same as --dubboGovernance.").Get()
 	appPortEnv = env.Register("PILOT_DUBBO_APP_PORT", 20880,
@@ -117,6 +119,9 @@ type Flags struct {
 	NacosListInterval   time.Duration
 	NacosDir            string
 	Governance          bool
+	// ConfigCenters are separate config centers (Dubbo's config-center address); none:
+	// each registry is its own.
+	ConfigCenters []string
 	MOSN                mosn.Options
 }
 
@@ -172,6 +177,10 @@ func addFlags(c *cobra.Command) {
 	f.BoolVar(&flags.Governance, "dubboGovernance", governanceEnv,
 		"Read Dubbo's governance rules from each registry's config center (ZooKeeper /dubbo/config/dubbo, Nacos group dubbo; a registry address's "+
 			"config-center=false turns it off for that registry) and apply override rules to the providers' endpoints [env PILOT_DUBBO_GOVERNANCE]")
+	f.StringArrayVar(&flags.ConfigCenters, "dubboConfigCenter", strings.Fields(configCentersEnv),
+		"Config center of Dubbo's governance rules, in Dubbo's config-center syntax, instead of each registry's own (repeatable; the first one "+
+			"holding a key wins): zookeeper://host:port[?namespace=dubbo&group=dubbo&name=NAME] or nacos://host:port[?namespace=ID&group=dubbo&name=NAME] "+
+			"[env PILOT_DUBBO_CONFIG_CENTERS]")
 	f.Uint32Var(&flags.MOSN.OutboundPort, "dubboOutboundPort", uint32(outboundPortEnv),
 		"MOSN sidecars: port of the egress_dubbo listener on 127.0.0.1 that consumer apps call (node metadata DUBBO_OUTBOUND_PORT overrides) [env PILOT_DUBBO_OUTBOUND_PORT]")
 	f.Uint32Var(&flags.MOSN.InboundPort, "dubboInboundPort", uint32(inboundPortEnv),
@@ -298,7 +307,60 @@ func NewRegistry(f Flags, clusterID cluster.ID, xds model.XDSUpdater) (*registry
 		}
 		runners = append(runners, rs...)
 	}
+	if f.Governance {
+		for _, addr := range f.ConfigCenters {
+			r, err := addConfigCenter(f, ctl, addr)
+			if err != nil {
+				return nil, nil, fmt.Errorf("--dubboConfigCenter: %v", err)
+			}
+			runners = append(runners, r)
+		}
+	}
 	return ctl, runners, nil
+}
+
+// addConfigCenter adds a separate config center: governance rules only.
+func addConfigCenter(f Flags, ctl *registry.Controller, addr string) (Runner, error) {
+	scheme, _, _ := strings.Cut(strings.TrimSpace(addr), "://")
+	if !strings.EqualFold(scheme, "nacos") {
+		cfg, err := zookeeper.ParseConfigCenter(addr)
+		if err != nil {
+			return nil, err
+		}
+		name, err := ctl.AddConfigCenter(cfg.Name, cfg.Address+" "+cfg.ConfigRoot)
+		if err != nil {
+			return nil, err
+		}
+		w := zookeeper.NewWatcher(cfg, ctl)
+		w.SetConfigSink(ctl, name)
+		scope.Infof("Dubbo config center %s: ZooKeeper %v, governance rules under %s", cfg.Name, cfg.Servers, cfg.ConfigRoot)
+		return w, nil
+	}
+	cfg, err := nacos.ParseAddress(addr)
+	if err != nil {
+		return nil, err
+	}
+	a, err := regaddr.Parse(addr, "8848")
+	if err != nil {
+		return nil, err
+	}
+	// In a config-center address, group is the rules' group (Dubbo's default "dubbo").
+	cfg.ConfigGroup = a.Params.Get("group")
+	if cfg.ConfigGroup == "" {
+		cfg.ConfigGroup = "dubbo"
+	}
+	cfg.ListInterval, cfg.Dir = f.NacosListInterval, f.NacosDir
+	name, err := ctl.AddConfigCenter(cfg.Name, cfg.Address)
+	if err != nil {
+		return nil, err
+	}
+	w := nacos.NewWatcher(cfg, ctl, "")
+	w.SetConfigSink(ctl, name)
+	w.SetRuleKeys(ctl.RuleKeys) // it lists no Dubbo service of its own
+	ctl.AddDebugSection(registry.SectionNacos, func() any { return w.Debug() })
+	scope.Infof("Dubbo config center %s: Nacos %v, governance rules from group %s of namespace %s (the keys of the services the registries list, every %v)",
+		cfg.Name, cfg.Servers, cfg.ConfigGroup, cfg.NamespaceName(), cfg.ListInterval)
+	return w, nil
 }
 
 // addZooKeeper adds a ZooKeeper registry: its watcher and, at the application level, the
@@ -327,7 +389,7 @@ func addZooKeeper(f Flags, ctl *registry.Controller, addr string, defLevels rega
 		runners = append(runners, src)
 	}
 	rules := "not read"
-	if f.Governance && cfg.ConfigRoot != "" {
+	if f.Governance && len(f.ConfigCenters) == 0 && cfg.ConfigRoot != "" {
 		name, err := ctl.AddConfigCenter(cfg.Name, regaddr.Redact(addr)+" "+cfg.ConfigRoot)
 		if err != nil {
 			return nil, err
@@ -372,7 +434,7 @@ func addNacos(f Flags, ctl *registry.Controller, addr string, defLevels regaddr.
 		runners = append(runners, src)
 	}
 	rules := "not read"
-	if f.Governance && cfg.ConfigGroup != "" {
+	if f.Governance && len(f.ConfigCenters) == 0 && cfg.ConfigGroup != "" {
 		name, err := ctl.AddConfigCenter(cfg.Name, cfg.Address+" group "+cfg.ConfigGroup)
 		if err != nil {
 			return nil, err

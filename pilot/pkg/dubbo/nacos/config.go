@@ -84,6 +84,11 @@ func (w *Watcher) SetConfigSink(sink ConfigSink, source string) {
 	w.rules = &configState{sink: sink, source: source, group: w.cfg.ConfigGroup, watches: map[string]*ruleWatch{}}
 }
 
+// SetRuleKeys adds the rule keys of services and applications other registries know
+// (a Nacos config center of its own, --dubboConfigCenter, lists no Dubbo service): read
+// at every list (before Run).
+func (w *Watcher) SetRuleKeys(keys func() []string) { w.ruleKeysOf = keys }
+
 // appsOf are the applications of interface-level instances (their application metadata).
 func appsOf(instances []model.Instance) []string {
 	var out []string
@@ -110,6 +115,11 @@ func (w *Watcher) ruleKeys(names []string) map[string]bool {
 	addApp := func(app string) {
 		for _, k := range appRuleKinds {
 			want[governance.Key{Kind: k, Application: app}.String()] = true
+		}
+	}
+	if w.ruleKeysOf != nil {
+		for _, k := range w.ruleKeysOf() {
+			want[k] = true
 		}
 	}
 	w.mu.Lock()

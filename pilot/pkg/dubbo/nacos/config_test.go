@@ -25,6 +25,7 @@ import (
 	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/extension"
 	"github.com/dubbo-istiod/dubbo-istiod/pilot/pkg/dubbo/registry"
 	nacosfw "github.com/dubbo-istiod/dubbo-istiod/tests/framework/nacos"
+	zkt "github.com/dubbo-istiod/dubbo-istiod/tests/framework/zk"
 )
 
 // Rule bodies byte for byte as dubbo-admin writes them (docs/governance.md), published
@@ -264,4 +265,43 @@ func ruleStatus(t *testing.T, e *env, key, status string) registry.DebugRule {
 		return fmt.Errorf("rule %s not seen", key)
 	}, retry.Timeout(wait))
 	return out
+}
+
+// TestSeparateConfigCenters: with --dubboConfigCenter, rules come from the config centers
+// named (a Nacos one, watching the keys of the services the ZooKeeper registry lists,
+// and a ZooKeeper one), not from the registry's own; the first center holding a key wins.
+func TestSeparateConfigCenters(t *testing.T) {
+	srv := nacosfw.Start(t, nacosfw.Options{})
+	zs := zkt.Start(t)
+	app := zkt.Connect(t, zs.Addr, 10*time.Second)
+	for _, ip := range []string{"10.0.0.1", "10.0.0.2"} {
+		app.Register(t, greet, zkt.ProviderURL(ip, 20880, greet, map[string]string{"application": "greet"}))
+	}
+	// The registry's own config center is not read when config centers are named.
+	app.Put(t, "/dubbo/config/dubbo/"+greetRuleKey, []byte(adminWeightNode), false)
+	cc := zkt.Start(t)
+	ccClient := zkt.Connect(t, cc.Addr, 10*time.Second)
+	ccClient.Put(t, "/dubbo/config/dubbo/greet.configurators", []byte("configs:\n- side: provider\n  parameters: {weight: 7}\n"), false)
+	// Both centers hold the service key: the first named (Nacos) wins.
+	ccClient.Put(t, "/dubbo/config/dubbo/"+greetRuleKey, []byte("configs:\n- side: provider\n  parameters: {weight: 3}\n"), false)
+	srv.PublishConfig(t, "", greetRuleKey, rulesGroup, adminDisable)
+
+	f := governanceFlags(t, "zookeeper://"+zs.Addr+"?name=zk")
+	f.ConfigCenters = []string{srv.URL() + "?name=nacos-cc", "zookeeper://" + cc.Addr + "?name=zk-cc"}
+	began := time.Now()
+	e := start(t, f)
+	retry.UntilSuccessOrFail(t, func() error {
+		if got := e.rec.Weights(greetHost); got != "10.0.0.1:20880=7" {
+			return fmt.Errorf("endpoints %q", got)
+		}
+		return nil
+	}, retry.Timeout(wait))
+	t.Logf("rules of both config centers applied %v after start", time.Since(began))
+	var sources []string
+	for _, r := range e.dubboz(t).Registries {
+		sources = append(sources, r.Name)
+	}
+	if fmt.Sprint(sources) != "[zk zk/app nacos-cc/config zk-cc/config]" {
+		t.Fatalf("sources %v", sources)
+	}
 }

@@ -78,6 +78,7 @@ type Watcher struct {
 	apps     AppSink
 	appSrc   string
 	rules    *configState // nil when no governance rules are read
+	ruleKeysOf func() []string // more rule keys to watch (SetRuleKeys)
 
 	// healthInterval and newClients are replaced by tests.
 	healthInterval time.Duration

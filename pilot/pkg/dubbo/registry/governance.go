@@ -261,6 +261,35 @@ func (c *Controller) noRouteStore(e *ruleEntry) {
 	}
 }
 
+// RuleKeys are the rule keys of every service key and application the registries list:
+// what a config center without listing (Nacos) watches.
+func (c *Controller) RuleKeys() []string {
+	c.updateMu.Lock()
+	defer c.updateMu.Unlock()
+	keys := map[string]bool{}
+	for iface, st := range c.ifaces {
+		for _, set := range []map[string]map[string]*node{st.nodes, st.held} {
+			for _, nodes := range set {
+				for _, n := range nodes {
+					if n.url == nil {
+						continue
+					}
+					p := n.url.Params
+					for _, k := range []governance.Kind{governance.KindOverride, governance.KindConditionRoute} {
+						keys[governance.Key{Kind: k, Interface: iface, Version: p["version"], Group: p["group"]}.String()] = true
+					}
+					if app := p["application"]; app != "" && !strings.ContainsAny(app, ":/") {
+						for _, k := range []governance.Kind{governance.KindOverride, governance.KindConditionRoute, governance.KindTagRoute} {
+							keys[governance.Key{Kind: k, Application: app}.String()] = true
+						}
+					}
+				}
+			}
+		}
+	}
+	return slices.Sorted(maps.Keys(keys))
+}
+
 // setRouteRule puts a condition or tag rule (nil: none) in effect for e's key.
 func (c *Controller) setRouteRule(e *ruleEntry, cond *governance.ConditionRule, tag *governance.TagRule, affected map[string]bool) {
 	g := &c.gov

@@ -116,6 +116,24 @@ func nodeParams(n *node, specs map[*node]*endpointSpec) map[string]string {
 	return n.url.Params
 }
 
+// mayRoute is the cheap test before routes are computed at every publish: a route rule
+// exists, a service rule of the interface, or one of its providers is tagged.
+func (c *Controller) mayRoute(st *ifaceState) bool {
+	g := &c.gov
+	if c.routeStore == nil {
+		return false
+	}
+	if len(g.tags) > 0 || len(g.appCond) > 0 || len(g.svcCond) > 0 || g.svcIfaces[st.iface] > 0 {
+		return true
+	}
+	for _, ep := range st.eps {
+		if ep.Labels[governance.TagKey] != "" {
+			return true
+		}
+	}
+	return false
+}
+
 // published is a provider instance routes choose among: its node and endpoint.
 type published struct {
 	n    *node
@@ -143,7 +161,7 @@ func (c *Controller) routedNodes(st *ifaceState, specs map[*node]*endpointSpec) 
 func (c *Controller) updateRoutes(st *ifaceState, specs map[*node]*endpointSpec) {
 	var next *routeState
 	prev := st.routes
-	if st.svc != nil {
+	if st.svc != nil && c.mayRoute(st) {
 		nodes := c.routedNodes(st, specs)
 		if c.routeRules(nodes, specs) {
 			next = c.compileRoutes(st, nodes, specs)

@@ -42,6 +42,8 @@ type Config struct {
 	// ServicesRoot holds the application-level instances (/<ServicesRoot>/<app>/<ip:port>;
 	// default /services, Dubbo's rootPath parameter).
 	ServicesRoot string
+	// ConfigOnly: a config center only (--dubboConfigCenter): no provider is read.
+	ConfigOnly bool
 	// ConfigRoot holds Dubbo's governance rules (/<namespace>/config/<group>/<key>;
 	// default /dubbo/config/dubbo, the address's config-namespace= and config-group=
 	// parameters); "" when config-center=false.
@@ -156,6 +158,39 @@ func ParseAddress(addr string) (Config, error) {
 		}
 		c.SessionTimeout = d
 		break
+	}
+	return c, nil
+}
+
+// ParseConfigCenter parses a separate config center address as Dubbo's config-center
+// configuration writes it: zookeeper://host:port[,host:port][?namespace=dubbo&group=dubbo&name=NAME]
+// (rules under /<namespace>/config/<group>, both "dubbo" by default).
+func ParseConfigCenter(addr string) (Config, error) {
+	a, err := regaddr.Parse(addr, defaultPort)
+	if err != nil {
+		return Config{}, err
+	}
+	if a.Scheme != "zookeeper" {
+		return Config{}, fmt.Errorf("config center %q: not a zookeeper:// address", regaddr.Redact(addr))
+	}
+	if a.User != "" {
+		return Config{}, fmt.Errorf("config center %q: credentials in a zookeeper:// address are not supported", regaddr.Redact(addr))
+	}
+	c := Config{Address: regaddr.Redact(addr), Servers: a.Servers, SessionTimeout: defaultSessionTimeout, ConfigOnly: true}
+	ns, group := a.Params.Get("namespace"), a.Params.Get("group")
+	if ns == "" {
+		ns = "dubbo"
+	}
+	if group == "" {
+		group = "dubbo"
+	}
+	if strings.Contains(ns, "/") || strings.Contains(group, "/") {
+		return Config{}, fmt.Errorf("config center %q: namespace and group are single path segments", c.Address)
+	}
+	c.ConfigRoot = "/" + ns + "/config/" + group
+	c.Name = a.Params.Get("name")
+	if c.Name == "" {
+		c.Name = c.Servers[0]
 	}
 	return c, nil
 }

@@ -259,7 +259,7 @@ func (w *Watcher) onSession(state zk.State, id int64) {
 // interfaceLevel is true when the interface level is read (the default when the
 // configuration names no level).
 func (w *Watcher) interfaceLevel() bool {
-	return w.cfg.Levels.Interface || !w.cfg.Levels.Application
+	return !w.cfg.ConfigOnly && (w.cfg.Levels.Interface || !w.cfg.Levels.Application)
 }
 
 // reportSession reports the session state for each level read (one source each).
