@@ -122,7 +122,7 @@ type Flags struct {
 	// ConfigCenters are separate config centers (Dubbo's config-center address); none:
 	// each registry is its own.
 	ConfigCenters []string
-	MOSN                mosn.Options
+	MOSN          mosn.Options
 }
 
 var flags = &Flags{}

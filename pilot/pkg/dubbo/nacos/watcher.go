@@ -72,12 +72,12 @@ const (
 
 // Watcher reads one Nacos registry.
 type Watcher struct {
-	cfg      Config
-	sink     Sink
-	ifaceSrc string // "" when the interface level is not read
-	apps     AppSink
-	appSrc   string
-	rules    *configState // nil when no governance rules are read
+	cfg        Config
+	sink       Sink
+	ifaceSrc   string // "" when the interface level is not read
+	apps       AppSink
+	appSrc     string
+	rules      *configState    // nil when no governance rules are read
 	ruleKeysOf func() []string // more rule keys to watch (SetRuleKeys)
 
 	// healthInterval and newClients are replaced by tests.
