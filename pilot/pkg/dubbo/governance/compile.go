@@ -380,15 +380,11 @@ func (ch *Chain) attrs(ps []Provider) []attr {
 		if r == nil || !r.On() {
 			continue
 		}
-		for _, s := range r.Conditions {
-			if e, err := ParseConditionExpr(s); err == nil {
-				add(e.When)
-			}
+		for _, e := range r.exprs {
+			add(e.When)
 		}
 		for _, m := range r.Routes {
-			if c, err := parseSide(m.From.Match, "true"); err == nil {
-				add(c)
-			}
+			add(m.from)
 		}
 	}
 	tags := map[string]bool{}

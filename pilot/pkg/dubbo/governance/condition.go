@@ -35,6 +35,8 @@ type ConditionRule struct {
 	Conditions []string `json:"-"`
 	// Routes are v3.1 rules.
 	Routes []MultiDestCondition `json:"-"`
+
+	exprs []*ConditionExpr // Conditions, parsed
 }
 
 // MultiDestCondition is one v3.1 condition: calls matching From go to one of To, picked
@@ -47,6 +49,9 @@ type MultiDestCondition struct {
 		Match  string `json:"match"`
 		Weight int    `json:"weight,omitempty"` // 0: Dubbo's default of 100
 	} `json:"to"`
+
+	from Condition   // From.Match, parsed
+	to   []Condition // To's matches, parsed
 }
 
 // On reports whether the rule applies (Java's default: enabled).
@@ -69,10 +74,12 @@ func ParseConditionRule(body []byte) (*ConditionRule, error) {
 			if !ok {
 				return nil, fmt.Errorf("condition %d is not a \"when => then\" string (v3.1 rules need configVersion: v3.1)", i)
 			}
-			if _, err := ParseConditionExpr(s); err != nil {
+			e, err := ParseConditionExpr(s)
+			if err != nil {
 				return nil, fmt.Errorf("condition %d: %v", i, err)
 			}
 			c.Conditions = append(c.Conditions, s)
+			c.exprs = append(c.exprs, e)
 		}
 	case V31:
 		for i, raw := range head.Conditions {
@@ -80,13 +87,17 @@ func ParseConditionRule(body []byte) (*ConditionRule, error) {
 			if err := raw.into(&m); err != nil {
 				return nil, fmt.Errorf("condition %d: %v", i, err)
 			}
-			if _, err := parseSide(m.From.Match, "true"); err != nil {
+			from, err := parseSide(m.From.Match, "true")
+			if err != nil {
 				return nil, fmt.Errorf("condition %d from: %v", i, err)
 			}
+			m.from = from
 			for j, to := range m.To {
-				if _, err := parseSide(to.Match, "false"); err != nil {
+				then, err := parseSide(to.Match, "false")
+				if err != nil {
 					return nil, fmt.Errorf("condition %d to %d: %v", i, j, err)
 				}
+				m.to = append(m.to, then)
 				if to.Weight < 0 {
 					return nil, fmt.Errorf("condition %d to %d: weight %d is negative", i, j, to.Weight)
 				}

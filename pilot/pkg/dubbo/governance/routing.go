@@ -213,9 +213,17 @@ func selectByTagLevel(byTag map[string][]string, tag string, force bool) ([]stri
 
 // matchAnyAddress is Java's TagStateRouter.checkAddressMatch.
 func matchAnyAddress(addrs []string, p Provider) bool {
+	addr, port := p.Address(), strconv.Itoa(p.Port)
 	for _, a := range addrs {
 		a = strings.TrimSpace(a)
-		if a == anyHost+":"+strconv.Itoa(p.Port) || matchIP(a, p.IP, p.Port) {
+		if !strings.ContainsAny(a, "*-/") {
+			// A literal (what dubbo-admin writes): ip:port, or an ip for any port.
+			if a == addr || a == p.IP || a == anyHost+":"+port {
+				return true
+			}
+			continue
+		}
+		if matchIP(a, p.IP, p.Port) {
 			return true
 		}
 	}
@@ -248,13 +256,9 @@ func conditionRoute(name string, r *ConditionRule, c Call, ps []Provider, in []i
 	}
 	set := in
 	var steps []Step
-	for i, s := range r.Conditions {
+	for i, e := range r.exprs {
 		if len(set) == 0 {
 			break
-		}
-		e, err := ParseConditionExpr(s)
-		if err != nil {
-			continue // validated at parse time
 		}
 		if !e.When.matchCall(c) {
 			continue
@@ -277,8 +281,7 @@ func conditionRoute(name string, r *ConditionRule, c Call, ps []Provider, in []i
 
 // multiDest is Java's MultiDestConditionRouter.doRoute for one condition.
 func multiDest(id string, mc MultiDestCondition, force bool, c Call, ps []Provider, in []int) []Dest {
-	when, err := parseSide(mc.From.Match, "true")
-	if err != nil || !when.matchCall(c) {
+	if !mc.from.matchCall(c) {
 		return one(in)
 	}
 	if len(mc.To) == 0 {
@@ -286,10 +289,7 @@ func multiDest(id string, mc MultiDestCondition, force bool, c Call, ps []Provid
 	}
 	var out []Dest
 	for j, to := range mc.To {
-		then, err := parseSide(to.Match, "false")
-		if err != nil {
-			continue
-		}
+		then := mc.to[j]
 		res := filter(in, func(k int) bool { return then.matchProvider(ps[k]) })
 		if len(res) == 0 {
 			continue // dropped before weighting: its weight goes to the others

@@ -244,3 +244,35 @@ func TestCheckCondition(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkCompile: a tag rule and a condition rule with three methods over 100
+// providers, compiled as the registry does at each change of a routed interface.
+func BenchmarkCompile(b *testing.B) {
+	var ps []Provider
+	for i := 0; i < 100; i++ {
+		tag := ""
+		if i%10 == 0 {
+			tag = "gray"
+		}
+		ps = append(ps, prov(fmt.Sprintf("10.0.%d.%d", i/250, i%250+1), tag))
+	}
+	tag, err := ParseTagRule([]byte("tags:\n- name: blue\n  addresses: ['10.0.0.5:20880']\n"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	cond, err := ParseConditionRule([]byte("conditions: ['method=refund => host=10.0.0.1', 'method=pay,query => host!=10.0.0.2']"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ch := &Chain{Tag: tag, Conditions: []*ConditionRule{cond}, Names: []string{"service"}}
+	b.ReportAllocs()
+	var routes int
+	for i := 0; i < b.N; i++ {
+		rs, err := ch.Compile(ps)
+		if err != nil {
+			b.Fatal(err)
+		}
+		routes = len(rs)
+	}
+	b.ReportMetric(float64(routes), "routes")
+}
