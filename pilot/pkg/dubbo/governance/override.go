@@ -256,11 +256,16 @@ type Rule struct {
 	Key      Key
 	Override *Override
 	override []configurator
+
+	consumer         ConsumerSettings
+	consumerProblems []string
 }
 
 // NewRule expands an override rule read at key.
 func NewRule(key Key, o *Override) *Rule {
-	return &Rule{Key: key, Override: o, override: o.configurators(key)}
+	r := &Rule{Key: key, Override: o, override: o.configurators(key)}
+	r.consumer, r.consumerProblems = r.consumerSettings()
+	return r
 }
 
 // ProviderItems is how many provider-side configurators the rule has (the rest are
@@ -351,12 +356,16 @@ type ConsumerSettings struct {
 func (s ConsumerSettings) Empty() bool { return !s.HasTimeout && !s.HasRetries && s.LoadBalance == "" }
 
 // Consumer returns the consumer-side settings a service rule gives every consumer, and
+// why items were left out (computed once, when the rule is read).
+func (r *Rule) Consumer() (ConsumerSettings, []string) { return r.consumer, r.consumerProblems }
+
+// consumerSettings computes Consumer: the consumer-side settings, and
 // why items were left out: items for particular consumers (addresses other than
 // 0.0.0.0, applications, a v3.0 match) or particular providers (providerAddresses)
 // cannot be expressed in routes shared by every sidecar; values that are not numbers,
 // and load balancers sidecars do not have, are left out too. Items apply in Java's
 // order (host, then priority): the last one setting a value wins.
-func (r *Rule) Consumer() (ConsumerSettings, []string) {
+func (r *Rule) consumerSettings() (ConsumerSettings, []string) {
 	var out ConsumerSettings
 	var problems []string
 	type item struct {

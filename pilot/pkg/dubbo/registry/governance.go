@@ -212,6 +212,7 @@ func (c *Controller) updateRule(e *ruleEntry, affected map[string]bool) {
 		e.err = ""
 		e.status = RuleApplied
 		cs, problems := r.Consumer()
+		problems = slices.Clone(problems)
 		if !e.key.Service() && !cs.Empty() {
 			// An application rule's consumer items are the consumer application's own.
 			problems = append(problems, "consumer items of an application rule need the consumer's application: not applied")
