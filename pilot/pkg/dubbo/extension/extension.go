@@ -440,6 +440,9 @@ func addNacos(f Flags, ctl *registry.Controller, addr string, defLevels regaddr.
 			return nil, err
 		}
 		w.SetConfigSink(ctl, name)
+		// Interfaces resolved at application level are not listed as providers:... services:
+		// their service keys come from what the registry resolved.
+		w.SetRuleKeys(ctl.RuleKeys)
 		rules = fmt.Sprintf("from group %s of namespace %s (the keys of the services and applications listed)", cfg.ConfigGroup, cfg.NamespaceName())
 	}
 	ctl.AddDebugSection(registry.SectionNacos, func() any { return w.Debug() })
