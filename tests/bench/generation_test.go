@@ -240,9 +240,23 @@ func BenchmarkGeneration(b *testing.B) {
 					{"CDS", v3.ClusterType, nil},
 					{"EDS", v3.EndpointType, g.clusterNames(b)},
 				}
+				if shape == shapeMOSN {
+					// RDS above is a proxy whose scope's configuration is built already (a
+					// cache hit); RDS-miss builds it, as for the first proxy of a scope.
+					types = append(types, struct {
+						name  string
+						url   string
+						names []string
+					}{"RDS-miss", v3.RouteType, g.routeNames(b)})
+				}
 				for _, tp := range types {
 					if shape == shapeEnvoyFilter && tp.name != "LDS" {
 						continue // the EnvoyFilter tax is on LDS; the rest is the TCP shape
+					}
+					if tp.name == "RDS-miss" {
+						if _, err := mosn.Register(g.s.Discovery, mosn.Options{NoRouteCache: true}, nil); err != nil {
+							b.Fatal(err)
+						}
 					}
 					b.Run(tp.name, func(b *testing.B) {
 						res := g.generate(b, tp.url, tp.names) // warm caches, as a steady-state push

@@ -94,6 +94,8 @@ var (
 		"Directory of the Nacos clients' cache and logs, one subdirectory per registry; empty: $TMPDIR/dubbo-istiod/nacos. Same as --dubboNacosDir.").Get()
 	configCentersEnv = env.Register("PILOT_DUBBO_CONFIG_CENTERS", "",
 		"Space-separated config center addresses for Dubbo's governance rules, instead of each registry's own. Same as --dubboConfigCenter.").Get()
+	routeCacheEnv = env.Register("PILOT_DUBBO_MOSN_ROUTE_CACHE", true,
+		"Build MOSN sidecars' Dubbo route configuration once per scope (Sidecar scope, namespace, outbound port; labels when a VirtualService matches on them) and share it; false builds it for every proxy.").Get()
 	governanceEnv = env.Register("PILOT_DUBBO_GOVERNANCE", true,
 		"Read Dubbo's governance rules (override rules today) from each registry's config center. Same as --dubboGovernance.").Get()
 	appPortEnv = env.Register("PILOT_DUBBO_APP_PORT", 20880,
@@ -260,6 +262,7 @@ func start(s *bootstrap.Server, args *bootstrap.PilotArgs, stop <-chan struct{})
 		scope.Infof("PILOT_ENABLE_DUBBO_MOSN=false: MOSN sidecars get upstream's output")
 		return nil
 	}
+	flags.MOSN.NoRouteCache = !routeCacheEnv
 	if _, err := mosn.Register(s.XDSServer, flags.MOSN, resolve); err != nil {
 		return err
 	}

@@ -59,6 +59,8 @@ type Generator struct {
 	logged onceSet // messages already logged (generation runs per proxy per push)
 
 	tlsInputs tlsInputCache // what TLS decisions read of endpoints, per push
+
+	dubboRoutes *routeCache // the Dubbo route configuration, per scope (routecache.go)
 }
 
 // loggedLimit bounds the remembered log messages (per generation of onceSet): enough for
@@ -82,6 +84,7 @@ func Register(ds *xds.DiscoveryServer, opts Options, resolve InterfaceResolver) 
 		otherClusters: newMemo(1024),
 		endpoints:     newMemo(4096),
 		routes:        newMemo(1024),
+		dubboRoutes:   newRouteCache(),
 		listeners:     newMemo(1024),
 	}
 	if g.lds == nil || g.rds == nil || g.cds == nil || g.eds == nil {
@@ -363,7 +366,16 @@ func (g *Generator) generateRoutes(proxy *model.Proxy, w *model.WatchedResource,
 	}
 	out := make(model.Resources, 0, len(up)+1)
 	out = append(out, up...)
-	out = append(out, resource(ours, g.buildRouteConfiguration(proxy, req.Push, k)))
+	build := func() (*discovery.Resource, bool) {
+		rc, usesLabels := g.buildRouteConfiguration(proxy, req.Push, k)
+		return resource(ours, rc), usesLabels
+	}
+	if g.opts.NoRouteCache {
+		r, _ := build()
+		out = append(out, r)
+	} else {
+		out = append(out, g.dubboRoutes.get(req.Push, proxy, k.outbound, build))
+	}
 	return out, details, nil
 }
 

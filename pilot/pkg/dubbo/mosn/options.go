@@ -61,6 +61,9 @@ type Options struct {
 	OutboundPort uint32 // default 20881
 	InboundPort  uint32 // default 20882
 	AppPort      uint32 // default 20880
+	// NoRouteCache builds the Dubbo route configuration for every proxy instead of once
+	// per scope (routecache.go): a switch for operators, and the miss case of benchmarks.
+	NoRouteCache bool
 }
 
 // Defaults fills zero values.

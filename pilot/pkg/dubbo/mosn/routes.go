@@ -68,7 +68,10 @@ const (
 // RPC rule requires a "service" header equal to the interface, which Triple requests do
 // not carry (the interface is in the path). They are interleaved, each VirtualService
 // rule's Dubbo rules followed by its Triple rules, so both follow the VirtualService order.
-func (g *Generator) buildRouteConfiguration(proxy *model.Proxy, push *model.PushContext, k knobs) *route.RouteConfiguration {
+//
+// usesLabels reports whether a VirtualService it translated matches on sourceLabels (the
+// configuration then depends on the proxy's labels, not only on its scope).
+func (g *Generator) buildRouteConfiguration(proxy *model.Proxy, push *model.PushContext, k knobs) (rc *route.RouteConfiguration, usesLabels bool) {
 	vh := &route.VirtualHost{Name: "dubbo", Domains: []string{"*"}}
 	indexes := map[*model.IstioEgressListenerWrapper]*vsIndex{}
 	for _, ds := range g.dubboServices(proxy) {
@@ -87,13 +90,16 @@ func (g *Generator) buildRouteConfiguration(proxy *model.Proxy, push *model.Push
 			vh.Routes = append(vh.Routes, defaultRoutes(ds)...)
 			continue
 		}
+		if spec, ok := vs.Spec.(*networking.VirtualService); ok && matchesOnLabels(spec) {
+			usesLabels = true
+		}
 		vh.Routes = append(vh.Routes, g.translate(proxy, ds, vs)...)
 	}
 	return &route.RouteConfiguration{
 		Name:             RouteName(k.outbound),
 		VirtualHosts:     []*route.VirtualHost{vh},
 		ValidateClusters: wrapperspb.Bool(false),
-	}
+	}, usesLabels
 }
 
 // vsIndex finds the VirtualService a sidecar sees for a host, as sidecars do: an exact

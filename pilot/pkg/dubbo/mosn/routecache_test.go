@@ -1,0 +1,211 @@
+// Copyright dubbo-istiod authors.
+//
+// Licensed under the Apache License, Version 2.0 (the "License");
+// you may not use this file except in compliance with the License.
+// You may obtain a copy of the License at
+//
+//     http://www.apache.org/licenses/LICENSE-2.0
+//
+// Unless required by applicable law or agreed to in writing, software
+// distributed under the License is distributed on an "AS IS" BASIS,
+// WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+// See the License for the specific language governing permissions and
+// limitations under the License.
+
+package mosn
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	networking "istio.io/api/networking/v1alpha3"
+
+	"istio.io/istio/pilot/pkg/model"
+	v3 "istio.io/istio/pilot/pkg/xds/v3"
+	"istio.io/istio/pkg/config"
+	"istio.io/istio/pkg/config/schema/gvk"
+	"istio.io/istio/pkg/monitoring/monitortest"
+	"istio.io/istio/pkg/test/util/retry"
+	"istio.io/istio/pkg/util/sets"
+)
+
+// second sets up another MOSN sidecar in namespace default, with its own labels.
+func (f *fakeMOSN) second(t *testing.T, app string) *model.Proxy {
+	t.Helper()
+	md := *f.proxy.Metadata
+	md.Labels = map[string]string{"app": app}
+	return f.s.SetupProxy(&model.Proxy{
+		Type: model.SidecarProxy, ID: app + ".default", IPAddresses: []string{"10.200.0.2"},
+		ConfigNamespace: "default", Labels: md.Labels, Metadata: &md,
+	})
+}
+
+// dubboRC generates the Dubbo route configuration for p, as a push would.
+func (f *fakeMOSN) dubboRC(t *testing.T, p *model.Proxy) (*route.RouteConfiguration, any) {
+	t.Helper()
+	gen := f.s.Discovery.Generators[GeneratorName+"/"+v3.RouteType]
+	w := &model.WatchedResource{TypeUrl: v3.RouteType, ResourceNames: sets.New(dubboRoutes)}
+	res, _, err := gen.Generate(p, w, &model.PushRequest{Forced: true, Push: f.s.PushContext()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range res {
+		if r.Name == dubboRoutes {
+			rc := &route.RouteConfiguration{}
+			if err := r.Resource.UnmarshalTo(rc); err != nil {
+				t.Fatal(err)
+			}
+			return rc, r
+		}
+	}
+	t.Fatalf("no %s", dubboRoutes)
+	return nil, nil
+}
+
+// change applies a config change and waits for the push context it makes; the proxies
+// get their new scopes, as a push gives them.
+func (f *fakeMOSN) change(t *testing.T, apply func(model.ConfigStore) error, proxies ...*model.Proxy) {
+	t.Helper()
+	old := f.s.PushContext()
+	if err := apply(f.s.Store()); err != nil {
+		t.Fatal(err)
+	}
+	retry.UntilSuccessOrFail(t, func() error {
+		if f.s.PushContext() == old {
+			return errors.New("no new push context yet")
+		}
+		return nil
+	}, retry.Timeout(20*time.Second))
+	for _, p := range proxies {
+		p.SetSidecarScope(f.s.PushContext())
+	}
+}
+
+func rules(rc *route.RouteConfiguration) string {
+	var out []string
+	for _, r := range rc.VirtualHosts[0].Routes {
+		out = append(out, r.Name+"->"+r.GetRoute().GetCluster())
+	}
+	return strings.Join(out, " ")
+}
+
+// TestRouteCacheSharedPerScope: proxies of one scope share one built configuration, and
+// every change that must show (VirtualService, DestinationRule, Sidecar, service) does at
+// the next push, for every proxy of the scope.
+func TestRouteCacheSharedPerScope(t *testing.T) {
+	mt := monitortest.New(t)
+	f := newFakeMOSN(t, nil)
+	a, b := f.proxy, f.second(t, "other")
+	rcA, resA := f.dubboRC(t, a)
+	_, resB := f.dubboRC(t, b)
+	if resA != resB {
+		t.Fatalf("two proxies of one scope got two builds")
+	}
+	mt.Assert("dubbo_mosn_route_cache_total", map[string]string{"result": "miss"}, monitortest.Exactly(1))
+	mt.Assert("dubbo_mosn_route_cache_total", map[string]string{"result": "hit"}, monitortest.Exactly(1))
+	before := rules(rcA)
+
+	// VirtualService: the method rule goes.
+	f.change(t, func(s model.ConfigStore) error {
+		vs := s.Get(gvk.VirtualService, "demo", "default").DeepCopy()
+		spec := vs.Spec.(*networking.VirtualService)
+		spec.Http = spec.Http[1:]
+		_, err := s.Update(vs)
+		return err
+	}, a, b)
+	rcA, resA = f.dubboRC(t, a)
+	rcB, resB := f.dubboRC(t, b)
+	if rules(rcA) == before || rules(rcA) != rules(rcB) || resA != resB || strings.Contains(rules(rcA), "say-hello") {
+		t.Fatalf("after the VirtualService change: %q / %q (was %q)", rules(rcA), rules(rcB), before)
+	}
+
+	// DestinationRule: subset v1 renamed; the route to it changes name with the VS below.
+	f.change(t, func(s model.ConfigStore) error {
+		dr := s.Get(gvk.DestinationRule, "demo", "default").DeepCopy()
+		dr.Spec.(*networking.DestinationRule).TrafficPolicy = nil
+		_, err := s.Update(dr)
+		return err
+	}, a, b)
+	f.dubboRC(t, a)
+	// Misses: the first build, after the VirtualService change, after this one.
+	mt.Assert("dubbo_mosn_route_cache_total", map[string]string{"result": "miss"}, monitortest.Exactly(3))
+
+	// A Dubbo service appears: its default rule shows for both.
+	f.change(t, func(s model.ConfigStore) error {
+		_, err := s.Create(config.Config{
+			Meta: config.Meta{GroupVersionKind: gvk.ServiceEntry, Name: "orders", Namespace: "default"},
+			Spec: &networking.ServiceEntry{
+				Hosts: []string{"com.example.orderservice"}, Location: networking.ServiceEntry_MESH_INTERNAL,
+				Resolution: networking.ServiceEntry_STATIC,
+				Ports:      []*networking.ServicePort{{Number: 8080, Name: "dubbo", Protocol: "DUBBO"}},
+				Endpoints:  []*networking.WorkloadEntry{{Address: "10.0.3.1"}},
+			},
+		})
+		return err
+	}, a, b)
+	rcA, _ = f.dubboRC(t, a)
+	rcB, _ = f.dubboRC(t, b)
+	if !strings.Contains(rules(rcA), "orderservice") || rules(rcA) != rules(rcB) {
+		t.Fatalf("after the new service: %q / %q", rules(rcA), rules(rcB))
+	}
+
+	// A Sidecar limiting egress to the order service: the demo service's rules go.
+	f.change(t, func(s model.ConfigStore) error {
+		_, err := s.Create(config.Config{
+			Meta: config.Meta{GroupVersionKind: gvk.Sidecar, Name: "default", Namespace: "default"},
+			Spec: &networking.Sidecar{Egress: []*networking.IstioEgressListener{{Hosts: []string{"default/com.example.orderservice"}}}},
+		})
+		return err
+	}, a, b)
+	rcA, _ = f.dubboRC(t, a)
+	rcB, _ = f.dubboRC(t, b)
+	if strings.Contains(rules(rcA), "demoservice") || !strings.Contains(rules(rcA), "orderservice") || rules(rcA) != rules(rcB) {
+		t.Fatalf("after the Sidecar: %q / %q", rules(rcA), rules(rcB))
+	}
+}
+
+// TestRouteCacheBySourceLabels: a VirtualService matching on sourceLabels makes the
+// configuration depend on the proxy's labels: proxies of one scope with other labels get
+// their own.
+func TestRouteCacheBySourceLabels(t *testing.T) {
+	f := newFakeMOSN(t, nil)
+	a, b := f.proxy, f.second(t, "other")
+	f.change(t, func(s model.ConfigStore) error {
+		vs := s.Get(gvk.VirtualService, "demo", "default").DeepCopy()
+		spec := vs.Spec.(*networking.VirtualService)
+		spec.Http[0].Match[0].SourceLabels = map[string]string{"app": "consumer"}
+		_, err := s.Update(vs)
+		return err
+	}, a, b)
+	rcA, _ := f.dubboRC(t, a)
+	rcB, _ := f.dubboRC(t, b)
+	if !strings.Contains(rules(rcA), "say-hello") || strings.Contains(rules(rcB), "say-hello") {
+		t.Fatalf("sourceLabels: consumer %q, other %q", rules(rcA), rules(rcB))
+	}
+	// Asked again (cache hits), each keeps its own.
+	rcA2, _ := f.dubboRC(t, a)
+	rcB2, _ := f.dubboRC(t, b)
+	if rules(rcA2) != rules(rcA) || rules(rcB2) != rules(rcB) {
+		t.Fatalf("cached: consumer %q, other %q", rules(rcA2), rules(rcB2))
+	}
+}
+
+// TestRouteCacheBudget: beyond its byte budget the cache stores nothing more (every
+// proxy still gets its configuration).
+func TestRouteCacheBudget(t *testing.T) {
+	f := newFakeMOSN(t, nil)
+	g, err := Register(f.s.Discovery, Options{}, nil) // a generator of our own, to set its budget
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.dubboRoutes.budget = 1
+	a, b := f.proxy, f.second(t, "other")
+	_, resA := f.dubboRC(t, a)
+	_, resB := f.dubboRC(t, b)
+	if resA == resB || len(g.dubboRoutes.cur) != 0 {
+		t.Fatalf("the cache stored beyond its budget (%d entries)", len(g.dubboRoutes.cur))
+	}
+}
