@@ -366,9 +366,9 @@ func (g *Generator) generateRoutes(proxy *model.Proxy, w *model.WatchedResource,
 	}
 	out := make(model.Resources, 0, len(up)+1)
 	out = append(out, up...)
-	build := func() (*discovery.Resource, bool) {
-		rc, usesLabels := g.buildRouteConfiguration(proxy, req.Push, k)
-		return resource(ours, rc), usesLabels
+	build := func() (*discovery.Resource, []string) {
+		rc, labelKeys := g.buildRouteConfiguration(proxy, req.Push, k)
+		return resource(ours, rc), labelKeys
 	}
 	if g.opts.NoRouteCache {
 		r, _ := build()

@@ -15,8 +15,7 @@
 package mosn
 
 import (
-	"maps"
-	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -56,15 +55,21 @@ type routeKey struct {
 	scope  *model.SidecarScope
 	ns     string
 	port   uint32
-	labels string // the proxy's labels, when the scope's VirtualServices match on them
+	labels string // the proxy's labels that sourceLabels matches name, when any do
 }
 
 type routeCache struct {
-	mu        sync.Mutex
-	push      *model.PushContext // the push the current generation began with
+	mu sync.Mutex
+	// The current generation began with push (sequence seq, from its PushVersion);
+	// prev is the one before. Only a newer push starts a generation: requests still
+	// served from an older push context (a client's request, a new connection) read
+	// both without rotating or storing.
+	push      *model.PushContext
+	seq       uint64
 	cur, prev map[routeKey]*discovery.Resource
-	// sensitive: scopes whose configuration depends on the proxy's labels.
-	sensitive, prevSensitive map[routeKey]bool
+	// labelKeys: per scope, the label keys the VirtualServices it translates match on
+	// (sourceLabels); nil: the configuration does not depend on the proxy's labels.
+	labelKeys, prevLabelKeys map[routeKey][]string
 	curBytes, prevBytes      int
 	budget                   int
 }
@@ -72,45 +77,73 @@ type routeCache struct {
 func newRouteCache() *routeCache {
 	return &routeCache{
 		cur: map[routeKey]*discovery.Resource{}, prev: map[routeKey]*discovery.Resource{},
-		sensitive: map[routeKey]bool{}, prevSensitive: map[routeKey]bool{},
+		labelKeys: map[routeKey][]string{}, prevLabelKeys: map[routeKey][]string{},
 		budget: routeCacheBudget,
 	}
 }
 
+// pushSeq is the sequence number of a push context (NextVersion's "<time>/<n>"); 0 when
+// it has none.
+func pushSeq(push *model.PushContext) uint64 {
+	if push == nil {
+		return 0
+	}
+	_, n, ok := strings.Cut(push.PushVersion, "/")
+	if !ok {
+		return 0
+	}
+	v, _ := strconv.ParseUint(n, 10, 64)
+	return v
+}
+
+// generation reports whether push is the current generation's, rotating when it is
+// newer; false for an older push (its requests neither rotate nor store).
+func (c *routeCache) generation(push *model.PushContext) bool {
+	if push == c.push {
+		return true
+	}
+	seq := pushSeq(push)
+	if seq != 0 && c.seq != 0 && seq <= c.seq {
+		return seq == c.seq // the same push, another context object: read only
+	}
+	c.push, c.seq = push, seq
+	c.prev, c.cur = c.cur, map[routeKey]*discovery.Resource{}
+	c.prevLabelKeys, c.labelKeys = c.labelKeys, map[routeKey][]string{}
+	c.prevBytes, c.curBytes = c.curBytes, 0
+	return true
+}
+
 // get returns the route configuration of a proxy's scope, building it at the first
-// proxy of the scope (build reports whether it read the proxy's labels).
-func (c *routeCache) get(push *model.PushContext, proxy *model.Proxy, port uint32, build func() (*discovery.Resource, bool)) *discovery.Resource {
+// proxy of the scope (build reports the label keys it matched on).
+func (c *routeCache) get(push *model.PushContext, proxy *model.Proxy, port uint32, build func() (*discovery.Resource, []string)) *discovery.Resource {
 	base := routeKey{scope: proxy.SidecarScope, ns: proxy.ConfigNamespace, port: port}
 	c.mu.Lock()
-	if push != c.push {
-		c.push = push
-		c.prev, c.cur = c.cur, map[routeKey]*discovery.Resource{}
-		c.prevSensitive, c.sensitive = c.sensitive, map[routeKey]bool{}
-		c.prevBytes, c.curBytes = c.curBytes, 0
-	}
-	key := base
-	sensitive, known := c.sensitive[base]
+	current := c.generation(push)
+	keys, known := c.labelKeys[base]
 	if !known {
-		if s, ok := c.prevSensitive[base]; ok {
-			sensitive, known = s, true
-			c.sensitive[base] = s
+		if k, ok := c.prevLabelKeys[base]; ok {
+			keys, known = k, true
+			if current {
+				c.labelKeys[base] = k
+			}
 		}
 	}
-	if known && sensitive {
-		key.labels = labelsKey(proxy.Labels)
-	}
 	if known {
+		key := base
+		key.labels = labelsKey(proxy.Labels, keys)
 		if r := c.cur[key]; r != nil {
 			c.mu.Unlock()
 			routeCacheHits.Increment()
 			return r
 		}
 		if r := c.prev[key]; r != nil {
-			c.cur[key] = r
-			n := size(r)
-			c.curBytes += n
-			c.prevBytes -= n
-			delete(c.prev, key)
+			if current {
+				c.cur[key] = r
+				n := size(r)
+				c.curBytes += n
+				c.prevBytes -= n
+				delete(c.prev, key)
+			}
 			c.mu.Unlock()
 			routeCacheHits.Increment()
 			return r
@@ -118,21 +151,26 @@ func (c *routeCache) get(push *model.PushContext, proxy *model.Proxy, port uint3
 	}
 	c.mu.Unlock()
 	routeCacheMisses.Increment()
-	r, usesLabels := build()
+	r, keys := build()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if push != c.push {
-		return r // a newer push began meanwhile: do not file under its generation
+	if !current || push != c.push {
+		return r // an older push, or a newer one began meanwhile: not filed
 	}
-	c.sensitive[base] = usesLabels
-	key = base
-	if usesLabels {
-		key.labels = labelsKey(proxy.Labels)
+	c.labelKeys[base] = keys
+	key := base
+	key.labels = labelsKey(proxy.Labels, keys)
+	n := size(r)
+	if c.curBytes+c.prevBytes+n > c.budget && c.prevBytes > 0 {
+		// What the previous generation holds goes first: a push that renews the scopes
+		// leaves it dead.
+		c.prev, c.prevLabelKeys, c.prevBytes = map[routeKey]*discovery.Resource{}, map[routeKey][]string{}, 0
 	}
-	if n := size(r); c.curBytes+c.prevBytes+n <= c.budget {
-		if old := c.cur[key]; old != nil {
-			c.curBytes -= size(old)
-		}
+	if old := c.cur[key]; old != nil {
+		c.curBytes -= size(old)
+		delete(c.cur, key)
+	}
+	if c.curBytes+n <= c.budget {
 		c.cur[key] = r
 		c.curBytes += n
 	}
@@ -141,25 +179,32 @@ func (c *routeCache) get(push *model.PushContext, proxy *model.Proxy, port uint3
 
 func size(r *discovery.Resource) int { return len(r.GetResource().GetValue()) }
 
-func labelsKey(l map[string]string) string {
+// labelsKey is the proxy's labels of the given keys (sorted), as one string.
+func labelsKey(l map[string]string, keys []string) string {
+	if len(keys) == 0 {
+		return ""
+	}
 	var b strings.Builder
-	for _, k := range slices.Sorted(maps.Keys(l)) {
+	for _, k := range keys {
+		v, ok := l[k]
 		b.WriteString(k)
-		b.WriteByte('=')
-		b.WriteString(l[k])
+		if ok {
+			b.WriteByte('=')
+			b.WriteString(v)
+		}
 		b.WriteByte(0)
 	}
 	return b.String()
 }
 
-// matchesOnLabels reports whether a VirtualService's HTTP matches read the proxy's labels.
-func matchesOnLabels(vs *networking.VirtualService) bool {
+// sourceLabelKeys adds to keys the label keys a VirtualService's HTTP matches read of
+// the proxy (sourceLabels).
+func sourceLabelKeys(vs *networking.VirtualService, keys map[string]bool) {
 	for _, hr := range vs.Http {
 		for _, m := range hr.Match {
-			if len(m.SourceLabels) > 0 {
-				return true
+			for k := range m.SourceLabels {
+				keys[k] = true
 			}
 		}
 	}
-	return false
 }

@@ -16,11 +16,14 @@ package mosn
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"google.golang.org/protobuf/types/known/anypb"
 	networking "istio.io/api/networking/v1alpha3"
 
 	"istio.io/istio/pilot/pkg/model"
@@ -65,23 +68,35 @@ func (f *fakeMOSN) dubboRC(t *testing.T, p *model.Proxy) (*route.RouteConfigurat
 	return nil, nil
 }
 
-// change applies a config change and waits for the push context it makes; the proxies
-// get their new scopes, as a push gives them.
-func (f *fakeMOSN) change(t *testing.T, apply func(model.ConfigStore) error, proxies ...*model.Proxy) {
+// change applies a config change and waits until a push context shows it (visible
+// says whether it does, for a proxy whose scope comes from that push); the proxies then
+// get their scopes from it, as a push gives them.
+func (f *fakeMOSN) change(t *testing.T, apply func(model.ConfigStore) error, visible func(*model.Proxy) bool, proxies ...*model.Proxy) {
 	t.Helper()
-	old := f.s.PushContext()
 	if err := apply(f.s.Store()); err != nil {
 		t.Fatal(err)
 	}
+	probe := f.second(t, "probe")
 	retry.UntilSuccessOrFail(t, func() error {
-		if f.s.PushContext() == old {
-			return errors.New("no new push context yet")
+		probe.SetSidecarScope(f.s.PushContext())
+		if !visible(probe) {
+			return errors.New("the change is not in the push context yet")
 		}
 		return nil
 	}, retry.Timeout(20*time.Second))
 	for _, p := range proxies {
 		p.SetSidecarScope(f.s.PushContext())
 	}
+}
+
+// demoVS is the demo VirtualService a proxy's scope holds.
+func demoVS(p *model.Proxy) *networking.VirtualService {
+	for _, vs := range p.SidecarScope.EgressListeners[0].VirtualServices() {
+		if vs.Name == "demo" {
+			return vs.Spec.(*networking.VirtualService)
+		}
+	}
+	return nil
 }
 
 func rules(rc *route.RouteConfiguration) string {
@@ -115,19 +130,23 @@ func TestRouteCacheSharedPerScope(t *testing.T) {
 		spec.Http = spec.Http[1:]
 		_, err := s.Update(vs)
 		return err
-	}, a, b)
+	}, func(p *model.Proxy) bool { return len(demoVS(p).Http) == 1 }, a, b)
 	rcA, resA = f.dubboRC(t, a)
 	rcB, resB := f.dubboRC(t, b)
 	if rules(rcA) == before || rules(rcA) != rules(rcB) || resA != resB || strings.Contains(rules(rcA), "say-hello") {
 		t.Fatalf("after the VirtualService change: %q / %q (was %q)", rules(rcA), rules(rcB), before)
 	}
 
-	// DestinationRule: subset v1 renamed; the route to it changes name with the VS below.
+	// DestinationRule: its traffic policy goes; the scope is renewed, so the configuration
+	// is built again.
 	f.change(t, func(s model.ConfigStore) error {
 		dr := s.Get(gvk.DestinationRule, "demo", "default").DeepCopy()
 		dr.Spec.(*networking.DestinationRule).TrafficPolicy = nil
 		_, err := s.Update(dr)
 		return err
+	}, func(p *model.Proxy) bool {
+		cdr := p.SidecarScope.DestinationRule(model.TrafficDirectionOutbound, p, demoHost)
+		return cdr != nil && cdr.GetRule().Spec.(*networking.DestinationRule).TrafficPolicy == nil
 	}, a, b)
 	f.dubboRC(t, a)
 	// Misses: the first build, after the VirtualService change, after this one.
@@ -145,7 +164,7 @@ func TestRouteCacheSharedPerScope(t *testing.T) {
 			},
 		})
 		return err
-	}, a, b)
+	}, func(p *model.Proxy) bool { return p.SidecarScope.GetService("com.example.orderservice") != nil }, a, b)
 	rcA, _ = f.dubboRC(t, a)
 	rcB, _ = f.dubboRC(t, b)
 	if !strings.Contains(rules(rcA), "orderservice") || rules(rcA) != rules(rcB) {
@@ -159,7 +178,7 @@ func TestRouteCacheSharedPerScope(t *testing.T) {
 			Spec: &networking.Sidecar{Egress: []*networking.IstioEgressListener{{Hosts: []string{"default/com.example.orderservice"}}}},
 		})
 		return err
-	}, a, b)
+	}, func(p *model.Proxy) bool { return p.SidecarScope.Sidecar != nil }, a, b)
 	rcA, _ = f.dubboRC(t, a)
 	rcB, _ = f.dubboRC(t, b)
 	if strings.Contains(rules(rcA), "demoservice") || !strings.Contains(rules(rcA), "orderservice") || rules(rcA) != rules(rcB) {
@@ -179,17 +198,97 @@ func TestRouteCacheBySourceLabels(t *testing.T) {
 		spec.Http[0].Match[0].SourceLabels = map[string]string{"app": "consumer"}
 		_, err := s.Update(vs)
 		return err
-	}, a, b)
+	}, func(p *model.Proxy) bool { return len(demoVS(p).Http[0].Match[0].SourceLabels) > 0 }, a, b)
 	rcA, _ := f.dubboRC(t, a)
 	rcB, _ := f.dubboRC(t, b)
 	if !strings.Contains(rules(rcA), "say-hello") || strings.Contains(rules(rcB), "say-hello") {
 		t.Fatalf("sourceLabels: consumer %q, other %q", rules(rcA), rules(rcB))
 	}
-	// Asked again (cache hits), each keeps its own.
+	// Asked again (cache hits: one build per label value), each keeps its own.
+	mt := monitortest.New(t)
 	rcA2, _ := f.dubboRC(t, a)
 	rcB2, _ := f.dubboRC(t, b)
 	if rules(rcA2) != rules(rcA) || rules(rcB2) != rules(rcB) {
 		t.Fatalf("cached: consumer %q, other %q", rules(rcA2), rules(rcB2))
+	}
+	mt.Assert("dubbo_mosn_route_cache_total", map[string]string{"result": "hit"}, monitortest.Exactly(2))
+	// A proxy with the same app but other labels (a pod template hash) shares the build:
+	// only the labels sourceLabels names count.
+	c := f.second(t, "consumer")
+	c.Labels["pod-template-hash"] = "abc"
+	if rcC, _ := f.dubboRC(t, c); rules(rcC) != rules(rcA) {
+		t.Fatalf("same app, another pod: %q, want %q", rules(rcC), rules(rcA))
+	}
+	mt.Assert("dubbo_mosn_route_cache_total", map[string]string{"result": "hit"}, monitortest.Exactly(3))
+}
+
+// TestRouteCacheEquivalence: what proxies of several namespaces and labels get through
+// the cache equals what they get built one by one (NoRouteCache).
+func TestRouteCacheEquivalence(t *testing.T) {
+	f := newFakeMOSN(t, nil)
+	a, b := f.proxy, f.second(t, "other")
+	md := *f.proxy.Metadata
+	md.Namespace, md.Labels = "shop", map[string]string{"app": "consumer"}
+	c := f.s.SetupProxy(&model.Proxy{Type: model.SidecarProxy, ID: "c.shop", IPAddresses: []string{"10.200.0.3"},
+		ConfigNamespace: "shop", Labels: md.Labels, Metadata: &md})
+	f.change(t, func(s model.ConfigStore) error {
+		vs := s.Get(gvk.VirtualService, "demo", "default").DeepCopy()
+		spec := vs.Spec.(*networking.VirtualService)
+		spec.Http[0].Match = append(spec.Http[0].Match,
+			&networking.HTTPMatchRequest{Method: spec.Http[0].Match[0].Method, SourceNamespace: "shop"},
+			&networking.HTTPMatchRequest{Method: spec.Http[0].Match[0].Method, SourceLabels: map[string]string{"app": "other"}})
+		_, err := s.Update(vs)
+		return err
+	}, func(p *model.Proxy) bool { return len(demoVS(p).Http[0].Match) == 3 }, a, b, c)
+	cached := map[string]string{}
+	for range 2 {
+		for _, p := range []*model.Proxy{a, b, c} {
+			rc, _ := f.dubboRC(t, p)
+			cached[p.ID] = rules(rc)
+		}
+	}
+	if _, err := Register(f.s.Discovery, Options{NoRouteCache: true}, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []*model.Proxy{a, b, c} {
+		if rc, _ := f.dubboRC(t, p); rules(rc) != cached[p.ID] {
+			t.Errorf("%s: cached %q, built %q", p.ID, cached[p.ID], rules(rc))
+		}
+	}
+}
+
+// TestRouteCacheGenerations: only a newer push starts a generation; a request served from
+// an older push context reads without rotating; a scope kept across pushes is promoted;
+// the previous generation gives way when the budget is short.
+func TestRouteCacheGenerations(t *testing.T) {
+	c := newRouteCache()
+	push := func(n int) *model.PushContext {
+		return &model.PushContext{PushVersion: fmt.Sprintf("2026-12-01T00:00:00Z/%d", n)}
+	}
+	res := func(n int) *discovery.Resource {
+		return &discovery.Resource{Name: "r", Resource: &anypb.Any{Value: make([]byte, n)}}
+	}
+	s1, s2 := &model.SidecarScope{}, &model.SidecarScope{}
+	p1 := &model.Proxy{SidecarScope: s1, ConfigNamespace: "default"}
+	p2 := &model.Proxy{SidecarScope: s2, ConfigNamespace: "default"}
+	builds := 0
+	build := func(n int) func() (*discovery.Resource, []string) {
+		return func() (*discovery.Resource, []string) { builds++; return res(n), nil }
+	}
+	P1, P2, P3 := push(1), push(2), push(3)
+	r := c.get(P2, p1, 20881, build(10))
+	if c.get(P1, p1, 20881, build(10)) != r || c.get(P2, p1, 20881, build(10)) != r || builds != 1 {
+		t.Fatalf("an older push rotated the cache (%d builds)", builds)
+	}
+	if c.get(P3, p1, 20881, build(10)) != r || builds != 1 || c.cur[routeKey{scope: s1, ns: "default", port: 20881}] == nil {
+		t.Fatalf("a scope kept across pushes was not promoted (%d builds)", builds)
+	}
+	c.budget = 25
+	P4 := push(4)
+	c.generation(P4) // s1's entry (10 bytes) is in prev now
+	c.get(P4, p2, 20881, build(20))
+	if c.cur[routeKey{scope: s2, ns: "default", port: 20881}] == nil || c.prevBytes != 0 || c.curBytes != 20 {
+		t.Fatalf("the previous generation did not give way: cur %d bytes, prev %d", c.curBytes, c.prevBytes)
 	}
 }
 

@@ -16,6 +16,7 @@ package mosn
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"sort"
@@ -69,10 +70,11 @@ const (
 // not carry (the interface is in the path). They are interleaved, each VirtualService
 // rule's Dubbo rules followed by its Triple rules, so both follow the VirtualService order.
 //
-// usesLabels reports whether a VirtualService it translated matches on sourceLabels (the
-// configuration then depends on the proxy's labels, not only on its scope).
-func (g *Generator) buildRouteConfiguration(proxy *model.Proxy, push *model.PushContext, k knobs) (rc *route.RouteConfiguration, usesLabels bool) {
+// labelKeys are the label keys the VirtualServices it translated match on (sourceLabels:
+// the configuration then depends on those labels of the proxy, not only on its scope).
+func (g *Generator) buildRouteConfiguration(proxy *model.Proxy, push *model.PushContext, k knobs) (rc *route.RouteConfiguration, labelKeys []string) {
 	vh := &route.VirtualHost{Name: "dubbo", Domains: []string{"*"}}
+	keys := map[string]bool{}
 	indexes := map[*model.IstioEgressListenerWrapper]*vsIndex{}
 	for _, ds := range g.dubboServices(proxy) {
 		ilw := proxy.SidecarScope.GetEgressListenerForRDS(ds.port.Port, "")
@@ -90,8 +92,8 @@ func (g *Generator) buildRouteConfiguration(proxy *model.Proxy, push *model.Push
 			vh.Routes = append(vh.Routes, defaultRoutes(ds)...)
 			continue
 		}
-		if spec, ok := vs.Spec.(*networking.VirtualService); ok && matchesOnLabels(spec) {
-			usesLabels = true
+		if spec, ok := vs.Spec.(*networking.VirtualService); ok {
+			sourceLabelKeys(spec, keys)
 		}
 		vh.Routes = append(vh.Routes, g.translate(proxy, ds, vs)...)
 	}
@@ -99,7 +101,7 @@ func (g *Generator) buildRouteConfiguration(proxy *model.Proxy, push *model.Push
 		Name:             RouteName(k.outbound),
 		VirtualHosts:     []*route.VirtualHost{vh},
 		ValidateClusters: wrapperspb.Bool(false),
-	}, usesLabels
+	}, slices.Sorted(maps.Keys(keys))
 }
 
 // vsIndex finds the VirtualService a sidecar sees for a host, as sidecars do: an exact
