@@ -64,7 +64,14 @@ type ruleWatch struct {
 	missing int
 	// readMu serialises the reads of the key: the last read is the newest.
 	readMu sync.Mutex
+	// absent is when a read first found the key absent while it had a body: the deletion
+	// is taken only when a read deleteConfirm later still finds it absent (Polaris answers
+	// "" to a read while a publish of the key is under way).
+	absent time.Time
 }
+
+// deleteConfirm is how long a rule must stay absent before its deletion is taken.
+const deleteConfirm = time.Second
 
 // configState is the watcher's config center, guarded by its mu.
 type configState struct {
@@ -262,11 +269,27 @@ func (w *Watcher) readRule(config config_client.IConfigClient, rw *ruleWatch) (c
 	if watched && err != nil {
 		rw.read = false
 	}
+	confirm := false
 	if watched && err == nil {
-		changed = rw.body != body
-		rw.body, rw.read = body, true
+		rw.read = true
+		switch {
+		case body == "" && rw.body != "" && rw.absent.IsZero():
+			rw.absent, confirm = time.Now(), true
+		case body == "" && rw.body != "" && time.Since(rw.absent) < deleteConfirm:
+			// not long enough yet: the scheduled read decides
+		default:
+			changed = rw.body != body
+			rw.body, rw.absent = body, time.Time{}
+		}
 	}
 	cs.mu.Unlock()
+	if confirm {
+		time.AfterFunc(deleteConfirm, func() {
+			if !w.closing.Load() {
+				w.ruleChanged(config, rw)
+			}
+		})
+	}
 	switch {
 	case !watched:
 		return false, true // dropped meanwhile

@@ -28,6 +28,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nacos-group/nacos-sdk-go/v2/clients"
@@ -79,6 +80,7 @@ type Watcher struct {
 	appSrc     string
 	rules      *configState    // nil when no governance rules are read
 	ruleKeysOf func() []string // more rule keys to watch (SetRuleKeys)
+	closing    atomic.Bool     // set when the clients close (no more reads)
 
 	// healthInterval and newClients are replaced by tests.
 	healthInterval time.Duration
@@ -277,6 +279,7 @@ func (w *Watcher) levels() string {
 }
 
 func (w *Watcher) close() {
+	w.closing.Store(true)
 	w.mu.Lock()
 	naming, config := w.naming, w.config
 	w.mu.Unlock()
