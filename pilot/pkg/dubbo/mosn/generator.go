@@ -39,6 +39,7 @@ import (
 	"istio.io/istio/pilot/pkg/util/protoconv"
 	"istio.io/istio/pilot/pkg/xds"
 	v3 "istio.io/istio/pilot/pkg/xds/v3"
+	"istio.io/istio/pkg/config/host"
 	"istio.io/istio/pkg/config/protocol"
 	dnsProto "istio.io/istio/pkg/dns/proto"
 	"istio.io/istio/pkg/util/sets"
@@ -59,6 +60,8 @@ type Generator struct {
 	logged onceSet // messages already logged (generation runs per proxy per push)
 
 	tlsInputs tlsInputCache // what TLS decisions read of endpoints, per push
+
+	clustersOfPush pushMemo // MOSN clusters by upstream object and scope, per push
 
 	dubboRoutes *routeCache // the Dubbo route configuration, per scope (routecache.go)
 }
@@ -459,7 +462,7 @@ func (g *Generator) generateClusters(proxy *model.Proxy, w *model.WatchedResourc
 		return up, details, err
 	}
 	k := g.knobs(proxy)
-	dubboHosts := dubboHostnames(proxy)
+	var dubboHosts map[host.Name]bool
 	inbound := ""
 	if g.explicitInbound(proxy, k) {
 		inbound = InboundClusterName(k.app)
@@ -467,15 +470,31 @@ func (g *Generator) generateClusters(proxy *model.Proxy, w *model.WatchedResourc
 	sds := g.sdsPath(proxy)
 	g.clusters.fit(len(up))
 	g.otherClusters.fit(len(up))
+	g.clustersOfPush.fit(len(up))
 	out := make(model.Resources, 0, len(up)+1)
 	for _, r := range up {
 		if r.Name == inbound {
 			continue // ours replaces it
 		}
+		// Upstream's cached cluster, already adapted for this scope in this push: the
+		// cost of a MOSN cluster is then upstream's cached cluster plus this lookup.
+		pk := pushMemoKey{in: r.Resource, scope: proxy.SidecarScope, variant: sds}
+		if a, ok := g.clustersOfPush.get(req.Push, pk); ok {
+			if a == r.Resource {
+				out = append(out, r)
+			} else {
+				out = append(out, &discovery.Resource{Name: r.Name, Resource: a})
+			}
+			continue
+		}
 		dir, subset, h, port := model.ParseSubsetKey(r.Name)
 		if dir != model.TrafficDirectionOutbound {
 			out = append(out, r)
+			g.clustersOfPush.put(req.Push, pk, r.Resource)
 			continue
+		}
+		if dubboHosts == nil {
+			dubboHosts = dubboHostnames(proxy)
 		}
 		// One memo per adaptation: a host that stops being Dubbo may keep its bytes.
 		m, dubbo := g.otherClusters, dubboHosts[h]
@@ -513,6 +532,7 @@ func (g *Generator) generateClusters(proxy *model.Proxy, w *model.WatchedResourc
 		if err != nil {
 			return nil, details, fmt.Errorf("mosn: cluster %s: %v", r.Name, err)
 		}
+		g.clustersOfPush.put(req.Push, pk, adapted)
 		if adapted == r.Resource {
 			out = append(out, r)
 			continue
@@ -572,7 +592,10 @@ func (g *Generator) generateEndpoints(proxy *model.Proxy, w *model.WatchedResour
 	}
 	g.endpoints.fit(len(up))
 	out := make(model.Resources, 0, len(up))
-	seen := sets.New[string]()
+	var seen sets.String // only a proxy's request needs the names answered
+	if fromProxy && w != nil {
+		seen = sets.NewWithLength[string](len(up))
+	}
 	for _, r := range up {
 		a, err := g.endpoints.get(r.Resource, r.Name, func() (*anypb.Any, error) {
 			cla := &endpoint.ClusterLoadAssignment{}
@@ -585,7 +608,9 @@ func (g *Generator) generateEndpoints(proxy *model.Proxy, w *model.WatchedResour
 			return nil, details, err
 		}
 		out = append(out, &discovery.Resource{Name: r.Name, Resource: a})
-		seen.Insert(r.Name)
+		if seen != nil {
+			seen.Insert(r.Name)
+		}
 	}
 	if fromProxy && w != nil {
 		for _, name := range sets.SortedList(w.ResourceNames) {

@@ -20,18 +20,31 @@ import (
 	"sync"
 
 	"google.golang.org/protobuf/types/known/anypb"
+
+	"istio.io/istio/pilot/pkg/model"
 )
 
-// memo remembers the MOSN form of upstream resources by content: upstream re-encodes
-// unchanged clusters and load assignments on every push, so the same bytes come back
-// again and again. Hashing them (and comparing on a hit) is far cheaper than
-// unmarshalling, adapting and re-marshalling each one per push. Two generations bound the
-// memory: when the current one is full it becomes the previous one and the oldest goes.
+// memo remembers the MOSN form of upstream resources, first by object and then by
+// content. Upstream's xDS caches hand out the same *anypb.Any for an unchanged cluster or
+// load assignment on every push and to every proxy, so most lookups are one map access
+// by pointer (the memo holds the object, so the pointer cannot be reused while it is a
+// key, and cached objects are never modified). What upstream rebuilds (a cache miss, an
+// EnvoyFilter-patched cluster) comes back as new objects with the same bytes: hashing them
+// (and comparing on a hit) is still far cheaper than unmarshalling, adapting and
+// re-marshalling each one per push. Two generations bound the memory: when the current
+// one is full it becomes the previous one and the oldest goes.
 type memo struct {
 	mu        sync.Mutex
 	seed      maphash.Seed
 	cur, prev map[memoKey]memoEntry
-	limit     int
+	// byPtr: the same entries by upstream object, in the same two generations.
+	curPtr, prevPtr map[ptrKey]*anypb.Any
+	limit           int
+}
+
+type ptrKey struct {
+	in                      *anypb.Any
+	name, variant, variant2 string
 }
 
 type memoKey struct {
@@ -48,7 +61,10 @@ type memoEntry struct {
 }
 
 func newMemo(limit int) *memo {
-	return &memo{seed: maphash.MakeSeed(), cur: map[memoKey]memoEntry{}, prev: map[memoKey]memoEntry{}, limit: limit}
+	return &memo{
+		seed: maphash.MakeSeed(), cur: map[memoKey]memoEntry{}, prev: map[memoKey]memoEntry{},
+		curPtr: map[ptrKey]*anypb.Any{}, prevPtr: map[ptrKey]*anypb.Any{}, limit: limit,
+	}
 }
 
 // fit grows the generation size to the working set (twice the resources of a response),
@@ -67,14 +83,28 @@ func (m *memo) get(in *anypb.Any, name string, compute func() (*anypb.Any, error
 
 // getVariant is get for one of several forms of the same upstream resource.
 func (m *memo) getVariant(in *anypb.Any, name, variant, variant2 string, compute func() (*anypb.Any, error)) (*anypb.Any, error) {
+	pk := ptrKey{in: in, name: name, variant: variant, variant2: variant2}
+	m.mu.Lock()
+	if out, ok := m.curPtr[pk]; ok {
+		m.mu.Unlock()
+		return out, nil
+	}
+	if out, ok := m.prevPtr[pk]; ok {
+		m.putPtr(pk, out) // promoted: it counts against the cap like a new entry
+		m.mu.Unlock()
+		return out, nil
+	}
+	m.mu.Unlock()
 	k := memoKey{name: name, variant: variant, variant2: variant2, sum: maphash.Bytes(m.seed, in.GetValue())}
 	m.mu.Lock()
 	if e, ok := m.cur[k]; ok && bytes.Equal(e.in, in.GetValue()) {
+		m.putPtr(pk, e.out)
 		m.mu.Unlock()
 		return e.out, nil
 	}
 	if e, ok := m.prev[k]; ok && bytes.Equal(e.in, in.GetValue()) {
-		m.put(k, e) // promoted: it counts against the cap like a new entry
+		m.put(k, e)
+		m.putPtr(pk, e.out)
 		m.mu.Unlock()
 		return e.out, nil
 	}
@@ -85,6 +115,7 @@ func (m *memo) getVariant(in *anypb.Any, name, variant, variant2 string, compute
 	}
 	m.mu.Lock()
 	m.put(k, memoEntry{in: in.GetValue(), out: out})
+	m.putPtr(pk, out)
 	m.mu.Unlock()
 	return out, nil
 }
@@ -96,6 +127,69 @@ func (m *memo) put(k memoKey, e memoEntry) {
 		m.prev, m.cur = m.cur, make(map[memoKey]memoEntry, m.limit)
 	}
 	m.cur[k] = e
+}
+
+// putPtr is put for the by-object index. Called with mu held.
+func (m *memo) putPtr(k ptrKey, out *anypb.Any) {
+	if len(m.curPtr) >= m.limit {
+		m.prevPtr, m.curPtr = m.curPtr, make(map[ptrKey]*anypb.Any, m.limit)
+	}
+	m.curPtr[k] = out
+}
+
+// pushMemo remembers, for the current push context only, what a generator made of each
+// upstream object for proxies of one Sidecar scope: upstream's xDS cache gives every
+// such proxy the same cluster objects, and what the MOSN form reads beside a cluster
+// (its service, DestinationRule and endpoints' TLS inputs, all fixed within a push and
+// decided by the object's cache key and the scope) need not be looked up again per proxy
+// and push. A new push context starts it afresh; the limit bounds what upstream objects
+// that were never cached (new per proxy) can add within one push.
+type pushMemo struct {
+	mu    sync.Mutex
+	push  *model.PushContext
+	m     map[pushMemoKey]*anypb.Any
+	limit int
+}
+
+type pushMemoKey struct {
+	in      *anypb.Any
+	scope   *model.SidecarScope
+	variant string
+}
+
+// get returns the remembered form of in for push and scope, if any.
+func (p *pushMemo) get(push *model.PushContext, k pushMemoKey) (*anypb.Any, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.push != push {
+		return nil, false
+	}
+	out, ok := p.m[k]
+	return out, ok
+}
+
+func (p *pushMemo) put(push *model.PushContext, k pushMemoKey, out *anypb.Any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.push != push {
+		if seq, cur := pushSeq(push), pushSeq(p.push); seq != 0 && cur != 0 && seq < cur {
+			return // an older push still generating: leave the newer one's entries alone
+		}
+		p.push, p.m = push, nil
+	}
+	if p.m == nil || len(p.m) >= p.limit {
+		p.m = make(map[pushMemoKey]*anypb.Any, p.limit/2)
+	}
+	p.m[k] = out
+}
+
+// fit grows the limit to the working set (four responses), as memo.fit does.
+func (p *pushMemo) fit(n int) {
+	p.mu.Lock()
+	if 4*n > p.limit {
+		p.limit = 4 * n
+	}
+	p.mu.Unlock()
 }
 
 // onceSet remembers which messages were already logged, in two generations like memo:

@@ -49,9 +49,15 @@ func (f *fakeMOSN) second(t *testing.T, app string) *model.Proxy {
 // dubboRC generates the Dubbo route configuration for p, as a push would.
 func (f *fakeMOSN) dubboRC(t *testing.T, p *model.Proxy) (*route.RouteConfiguration, any) {
 	t.Helper()
+	return f.dubboRCIn(t, p, f.s.PushContext())
+}
+
+// dubboRCIn is dubboRC in a given push context.
+func (f *fakeMOSN) dubboRCIn(t *testing.T, p *model.Proxy, push *model.PushContext) (*route.RouteConfiguration, any) {
+	t.Helper()
 	gen := f.s.Discovery.Generators[GeneratorName+"/"+v3.RouteType]
 	w := &model.WatchedResource{TypeUrl: v3.RouteType, ResourceNames: sets.New(dubboRoutes)}
-	res, _, err := gen.Generate(p, w, &model.PushRequest{Forced: true, Push: f.s.PushContext()})
+	res, _, err := gen.Generate(p, w, &model.PushRequest{Forced: true, Push: push})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,12 +220,21 @@ func TestRouteCacheBySourceLabels(t *testing.T) {
 	mt.Assert("dubbo_mosn_route_cache_total", map[string]string{"result": "hit"}, monitortest.Exactly(2))
 	// A proxy with the same app but other labels (a pod template hash) shares the build:
 	// only the labels sourceLabels names count.
+	// Both scopes come from one push context: a push landing in between (the fake
+	// server's debounce can still be settling) would rightly make a new build.
 	c := f.second(t, "consumer")
 	c.Labels["pod-template-hash"] = "abc"
-	if rcC, _ := f.dubboRC(t, c); rules(rcC) != rules(rcA) {
+	push := f.s.PushContext()
+	a.SetSidecarScope(push)
+	c.SetSidecarScope(push)
+	rcA3, resA3 := f.dubboRCIn(t, a, push)
+	rcC, resC := f.dubboRCIn(t, c, push)
+	if rules(rcC) != rules(rcA) || rules(rcA3) != rules(rcA) {
 		t.Fatalf("same app, another pod: %q, want %q", rules(rcC), rules(rcA))
 	}
-	mt.Assert("dubbo_mosn_route_cache_total", map[string]string{"result": "hit"}, monitortest.Exactly(3))
+	if resC != resA3 {
+		t.Fatal("a proxy whose other labels differ got its own build")
+	}
 }
 
 // TestRouteCacheEquivalence: what proxies of several namespaces and labels get through
