@@ -16,8 +16,10 @@ package registry
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"istio.io/istio/pilot/pkg/model"
 	"istio.io/istio/pkg/config/labels"
@@ -147,6 +149,7 @@ func (o *Options) toEndpoint(u *provider.URL, registry, portName string) endpoin
 			l[k] = v
 		}
 	}
+	l = sharedLabels.get(l)
 	spec := endpointSpec{}
 	weight := uint32(defaultWeight)
 	if w, ok := u.Params["weight"]; ok && w != "" {
@@ -209,4 +212,43 @@ func (o *Options) serviceAccount(v string) string {
 		}
 	}
 	return spiffe.MustGenSpiffeURIForTrustDomain(td, ns, sa)
+}
+
+// sharedLabels hands out one map per distinct endpoint label set: providers of one
+// interface (and often of many) carry the same few labels, and a map per endpoint was
+// ~300 bytes each at 100,000 providers. The maps are never mutated: neither we nor
+// istiod write an endpoint's labels (istiod clones them where it adds its own). The
+// table is dropped when it reaches maxSharedLabels sets, so it stays bounded; that only
+// means later endpoints do not share with earlier ones.
+var sharedLabels = labelTable{}
+
+const maxSharedLabels = 1 << 14
+
+type labelTable struct {
+	mu sync.Mutex
+	m  map[string]labels.Instance
+	b  []byte
+}
+
+func (t *labelTable) get(l labels.Instance) labels.Instance {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	keys := make([]string, 0, len(l))
+	for k := range l {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	t.b = t.b[:0]
+	for _, k := range keys {
+		// Label names and values cannot hold 0 bytes: the key is unambiguous.
+		t.b = append(append(append(append(t.b, k...), 0), l[k]...), 0)
+	}
+	if c, ok := t.m[string(t.b)]; ok {
+		return c
+	}
+	if t.m == nil || len(t.m) >= maxSharedLabels {
+		t.m = map[string]labels.Instance{}
+	}
+	t.m[string(t.b)] = l
+	return l
 }
