@@ -246,9 +246,26 @@ func zkIngest(b *testing.B, interfaces, providers int, syncTimeout, requestsUnit
 	c := zkt.Connect(b, zs.Addr, 30*time.Second)
 	seed(b, c, interfaces, providers)
 	before := zs.Mntr("zk_packets_received")
-	ready, rss := ingest(b, interfaces*providers, pilot.Options{
+	// DUBBO_BENCH_PPROF=<prefix>: a heap profile (after a GC) once every endpoint is in,
+	// written to <prefix>.zk.heap; the Go heap in use then is reported beside RSS.
+	prof := os.Getenv("DUBBO_BENCH_PPROF")
+	var heap, stacks float64
+	ready, rss := ingestWith(b, interfaces*providers, pilot.Options{
 		Args: []string{"--dubboRegistry=zookeeper://" + zs.Addr + "?name=bench", "--dubboSyncTimeout=" + syncTimeout},
+	}, nil, func(p *pilot.Instance) {
+		if prof != "" {
+			// Twice: the first GC only moves sync.Pool contents (e.g. the JSON buffers of
+			// the endpoint count above) to the victim cache; the second frees them.
+			p.Debug(b, "/debug/pprof/heap?gc=1")
+			writeProfile(b, p, "/debug/pprof/heap?gc=1", prof+".zk.heap")
+			heap = metricSum(b, p, `(?m)^go_memstats_heap_inuse_bytes (\S+)`) / (1 << 20)
+			stacks = metricSum(b, p, `(?m)^go_memstats_stack_inuse_bytes (\S+)`) / (1 << 20)
+		}
 	})
+	if prof != "" {
+		b.ReportMetric(heap, "MiB-heap-inuse-after-gc")
+		b.ReportMetric(stacks, "MiB-stacks")
+	}
 	b.ReportMetric(zs.Mntr("zk_packets_received")-before, requestsUnit)
 	b.ReportMetric(ready, "s-to-ready")
 	b.ReportMetric(rss, "MiB-rss")

@@ -29,6 +29,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // MaxNodeNameLength bounds the encoded node name we are willing to decode. Real provider
@@ -115,7 +116,7 @@ func Parse(node string) (*URL, error) {
 	if !isToken(scheme) {
 		return nil, reject(ReasonNotURL, "invalid scheme %q", truncate(scheme))
 	}
-	u := &URL{Protocol: strings.ToLower(scheme), Params: map[string]string{}}
+	u := &URL{}
 
 	hostport, pathQuery := rest, ""
 	if i := strings.IndexAny(rest, "/?"); i >= 0 {
@@ -126,19 +127,28 @@ func Parse(node string) (*URL, error) {
 		hostport = hostport[i+1:]
 	}
 	path, query, _ := strings.Cut(pathQuery, "?")
-	u.Path = strings.TrimPrefix(path, "/")
-	if query != "" {
-		for _, kv := range strings.Split(query, "&") {
+	// Every string kept is a copy (interned), not a substring of raw: a substring would
+	// keep the whole decoded URL alive beside the node name and the parameters.
+	params.mu.Lock()
+	u.Protocol = params.intern(strings.ToLower(scheme))
+	u.Path = params.intern(strings.TrimPrefix(path, "/"))
+	if query == "" {
+		u.Params = map[string]string{}
+	} else {
+		u.Params = make(map[string]string, strings.Count(query, "&")+1)
+		for kv := range strings.SplitSeq(query, "&") {
 			if kv == "" {
 				continue
 			}
 			k, v, _ := strings.Cut(kv, "=")
 			if k == "" {
+				params.mu.Unlock()
 				return nil, reject(ReasonParameter, "parameter with an empty name")
 			}
-			u.Params[k] = v
+			u.Params[params.intern(k)] = params.intern(v)
 		}
 	}
+	params.mu.Unlock()
 	switch side := u.Params["side"]; side {
 	case "", "provider":
 	default:
@@ -179,6 +189,37 @@ func Parse(node string) (*URL, error) {
 		return nil, reject(ReasonInterface, "interface %q is not a service name", truncate(iface))
 	}
 	return u, nil
+}
+
+// params interns the parameter names and values of parsed URLs: providers of one
+// interface repeat most of them (application, versions, the methods list), and all
+// providers repeat the names. The table is dropped whenever it reaches maxInterned
+// strings (values unique to a provider, such as its pid, come and go with churn), so it
+// stays bounded; a dropped table only means later copies are not shared with earlier ones.
+var params = interner{}
+
+const maxInterned = 1 << 16
+
+type interner struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+// intern returns s as a string of its own, shared with equal strings interned before.
+// Callers hold mu.
+func (t *interner) intern(s string) string {
+	if s == "" {
+		return ""
+	}
+	if c, ok := t.m[s]; ok {
+		return c
+	}
+	if len(t.m) >= maxInterned || t.m == nil {
+		t.m = make(map[string]string, 1024)
+	}
+	c := strings.Clone(s)
+	t.m[c] = c
+	return c
 }
 
 // ValidInterface accepts Java type names (letters, digits, '_', '$', '.', '-') of at

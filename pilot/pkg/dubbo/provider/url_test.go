@@ -19,6 +19,7 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // A real provider node name, as Dubbo 2.7.15 registers it under /dubbo/<interface>/providers.
@@ -154,4 +155,39 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("bad protocol %q", u.Protocol)
 		}
 	})
+}
+
+// Parsed URLs keep copies of their strings shared between providers, never substrings
+// of the decoded node name: a substring keeps the whole decoded URL alive (at 100,000
+// providers, ~30 MiB beside the node names and the parameter maps).
+func TestParseSharesStrings(t *testing.T) {
+	const methods = "sayHello%2CsayHelloAsync%2CsayGoodbye"
+	a, err := Parse("dubbo%3A%2F%2F10.0.0.1%3A20880%2Fcom.a.B%3Fapplication%3Ddemo%26methods%3D" + methods + "%26pid%3D1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Parse("dubbo%3A%2F%2F10.0.0.2%3A20881%2Fcom.a.B%3Fapplication%3Ddemo%26methods%3D" + methods + "%26pid%3D2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	same := func(x, y string) bool { return unsafe.StringData(x) == unsafe.StringData(y) }
+	for _, k := range []string{"application", "methods"} {
+		if !same(a.Params[k], b.Params[k]) {
+			t.Errorf("param %s: two copies of %q", k, a.Params[k])
+		}
+	}
+	if !same(a.Path, b.Path) || !same(a.Protocol, b.Protocol) {
+		t.Errorf("path or protocol not shared")
+	}
+	for k := range a.Params {
+		var bk string
+		for k2 := range b.Params {
+			if k2 == k {
+				bk = k2
+			}
+		}
+		if !same(k, bk) {
+			t.Errorf("parameter name %s: two copies", k)
+		}
+	}
 }

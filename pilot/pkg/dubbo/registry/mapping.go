@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 
 	"istio.io/istio/pilot/pkg/model"
 	"istio.io/istio/pkg/config/labels"
@@ -84,16 +85,26 @@ func Hostname(iface, suffix string) string {
 // labelValue sanitises a parameter value into Kubernetes label-value syntax:
 // at most 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric.
 func labelValue(v string) string {
+	isAlnum := func(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' }
+	valid := func(c byte) bool { return isAlnum(c) || c == '-' || c == '_' || c == '.' }
+	// Nearly every value is valid as it is: returned without a copy (the parameter's
+	// interned string), so endpoints share it.
+	ok := len(v) <= 63 && (v == "" || isAlnum(v[0]) && isAlnum(v[len(v)-1]))
+	for i := 0; ok && i < len(v); i++ {
+		ok = valid(v[i])
+	}
+	if ok {
+		return v
+	}
 	b := []byte(v)
 	for i, c := range b {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+		if !valid(c) {
 			b[i] = '-'
 		}
 	}
 	if len(b) > 63 {
 		b = b[:63]
 	}
-	isAlnum := func(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' }
 	for len(b) > 0 && !isAlnum(b[0]) {
 		b = b[1:]
 	}
@@ -141,12 +152,7 @@ type endpointSpec struct {
 // toEndpoint maps one provider URL (docs/registry.md, "What a Dubbo interface becomes")
 // served on the service port named portName.
 func (o *Options) toEndpoint(u *provider.URL, registry, portName string) endpointSpec {
-	l := labels.Instance{RegistryLabel: labelValue(registry)}
-	for _, k := range o.labelKeys() {
-		if v := labelValue(u.Params[k]); v != "" {
-			l[k] = v
-		}
-	}
+	l := sharedLabels.get(labelValue(registry), o.labelKeys(), u.Params)
 	spec := endpointSpec{}
 	weight := uint32(defaultWeight)
 	if w, ok := u.Params["weight"]; ok && w != "" {
@@ -209,4 +215,49 @@ func (o *Options) serviceAccount(v string) string {
 		}
 	}
 	return spiffe.MustGenSpiffeURIForTrustDomain(td, ns, sa)
+}
+
+// sharedLabels hands out one map per distinct endpoint label set: providers of one
+// interface (and often of many) carry the same few labels, and a map per endpoint was
+// ~300 bytes each at 100,000 providers. The maps are never mutated: neither we nor
+// istiod write an endpoint's labels (istiod clones them where it adds its own). The
+// table is dropped when it reaches maxSharedLabels sets, so it stays bounded; that only
+// means later endpoints do not share with earlier ones.
+var sharedLabels = labelTable{}
+
+const maxSharedLabels = 1 << 14
+
+type labelTable struct {
+	mu sync.Mutex
+	m  map[string]labels.Instance
+	b  []byte // the key being built, reused
+}
+
+// get returns the labels of an endpoint: the registry label, and those of keys the
+// provider has a valid value for. A map is made only for a label set not seen before.
+func (t *labelTable) get(registry string, keys []string, params map[string]string) labels.Instance {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	// The key lists the labels in the order of keys (fixed per registry options); label
+	// names and values cannot hold 0 bytes, so it is unambiguous.
+	t.b = append(append(append(t.b[:0], RegistryLabel...), 0), registry...)
+	for _, k := range keys {
+		if v := labelValue(params[k]); v != "" {
+			t.b = append(append(append(append(t.b, 0), k...), 0), v...)
+		}
+	}
+	if c, ok := t.m[string(t.b)]; ok {
+		return c
+	}
+	l := labels.Instance{RegistryLabel: registry}
+	for _, k := range keys {
+		if v := labelValue(params[k]); v != "" {
+			l[k] = v
+		}
+	}
+	if t.m == nil || len(t.m) >= maxSharedLabels {
+		t.m = map[string]labels.Instance{}
+	}
+	t.m[string(t.b)] = l
+	return l
 }
