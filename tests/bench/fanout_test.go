@@ -123,6 +123,7 @@ func BenchmarkFanout(b *testing.B) {
 			time.Sleep(2 * time.Second)
 			after, heapAfter := rssMiB(p.PID()), heapAfterGC(b, p)
 			var cpu sync.WaitGroup
+			defer cpu.Wait() // also on a failure: the profile's goroutine logs to b
 			if prof != "" {
 				writeProfile(b, p, "/debug/pprof/heap?gc=1", fmt.Sprintf("%s-%s-after.heap", prof, shape))
 				cpu.Add(1)
@@ -164,7 +165,6 @@ func BenchmarkFanout(b *testing.B) {
 			b.ReportMetric(float64(fanoutClients), "sidecars")
 			b.ReportMetric((heapBefore-heapStart)*1024, "KiB-heap-first")
 			b.ReportMetric(0, "ns/op")
-			cpu.Wait()
 		})
 	}
 }
