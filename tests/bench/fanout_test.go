@@ -17,6 +17,8 @@ package bench
 import (
 	"bytes"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -31,20 +33,26 @@ import (
 	"github.com/dubbo-istiod/dubbo-istiod/tests/framework/pilot"
 )
 
-const (
-	fanoutClients  = 200
-	fanoutServices = 100
-)
+const fanoutServices = 100
 
-// BenchmarkFanout: 200 sidecars connected at once to one istiod serving 100 Dubbo
-// services with VirtualServices and DestinationRules; one VirtualService changes.
+// BenchmarkFanout: 1,000 sidecars (DUBBO_BENCH_FANOUT_CLIENTS) connected at once to one
+// istiod serving 100 Dubbo services with VirtualServices and DestinationRules; one
+// VirtualService changes.
 //
 //	mosn:  MOSN sidecars, the services with protocol DUBBO (dubbo-istiod's generators)
 //	http:  Envoy sidecars, the same services as HTTP (upstream's generators, best case)
 //
-// Reported: time until all 200 hold the new rule, istiod memory per connection, and the
-// time to connect and sync all 200.
+// Reported: time until all hold the new rule, istiod memory per connection (beyond a
+// first sidecar's: KiB-heap-first, what istiod builds once for all plus one
+// connection), and the time to connect and sync all.
+//
+// DUBBO_BENCH_PPROF=<prefix> writes istiod's heap after GC before and after the
+// connections (<prefix>-<shape>-before.heap, -after.heap: `go tool pprof -diff_base
+// before after` is what the connections hold) and a CPU profile of the VirtualService
+// change (<prefix>-<shape>-change.cpu, DUBBO_BENCH_PPROF_SECONDS long, default 10 s).
 func BenchmarkFanout(b *testing.B) {
+	fanoutClients := envInt("DUBBO_BENCH_FANOUT_CLIENTS", 1000)
+	prof := os.Getenv("DUBBO_BENCH_PPROF")
 	for _, shape := range []string{shapeMOSN, shapeHTTP} {
 		b.Run(shape, func(b *testing.B) {
 			dir := b.TempDir()
@@ -53,25 +61,42 @@ func BenchmarkFanout(b *testing.B) {
 			if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 				b.Fatal(err)
 			}
-			// 200 connections at once: istiod throttles new streams to 25/s by default.
-			p := pilot.Start(b, pilot.Options{ConfigDir: dir, Env: []string{"PILOT_DEBOUNCE_AFTER=100ms", "PILOT_DEBOUNCE_MAX=10s", "PILOT_MAX_REQUESTS_PER_SECOND=1000"}})
+			// All connections at once: istiod throttles new streams to 25/s by default, and
+			// a stream that waits more than a second for its turn is refused.
+			p := pilot.Start(b, pilot.Options{ConfigDir: dir, Env: []string{"PILOT_DEBOUNCE_AFTER=100ms", "PILOT_DEBOUNCE_MAX=10s",
+				fmt.Sprintf("PILOT_MAX_REQUESTS_PER_SECOND=%d", max(1000, 2*fanoutClients))}})
 			p.WaitReady(b, 60*time.Second)
 			time.Sleep(time.Second)
+			heapStart := heapAfterGC(b, p)
+			node := func(ip, name string) adsclient.Node {
+				if shape == shapeMOSN {
+					return xdsview.Node(ip, name, "default", nil)
+				}
+				return adsclient.Node{IP: ip, Name: name, Namespace: "default"}
+			}
+			// A first sidecar fills what istiod builds once for all (upstream's cluster and
+			// route caches, our memos and route cache): the baseline of the per-connection
+			// figures is taken with it connected, and its cost is reported apart.
+			first, err := adsclient.Dial(p.GRPCAddr, node("10.211.0.1", "first"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer first.Close()
+			if _, err := xdsview.Sync(first, 60*time.Second); err != nil {
+				b.Fatal(err)
+			}
+			time.Sleep(time.Second)
 			before, heapBefore := rssMiB(p.PID()), heapAfterGC(b, p)
+			if prof != "" {
+				writeProfile(b, p, "/debug/pprof/heap?gc=1", fmt.Sprintf("%s-%s-before.heap", prof, shape))
+			}
 
 			clients := make([]*adsclient.Client, fanoutClients)
 			var wg sync.WaitGroup
 			errs := make(chan error, fanoutClients)
 			start := time.Now()
 			for i := range clients {
-				var node adsclient.Node
-				ip := fmt.Sprintf("10.210.%d.%d", i/250, i%250+1)
-				if shape == shapeMOSN {
-					node = xdsview.Node(ip, fmt.Sprintf("c%d", i), "default", nil)
-				} else {
-					node = adsclient.Node{IP: ip, Name: fmt.Sprintf("c%d", i), Namespace: "default"}
-				}
-				c, err := adsclient.Dial(p.GRPCAddr, node)
+				c, err := adsclient.Dial(p.GRPCAddr, node(fmt.Sprintf("10.210.%d.%d", i/250, i%250+1), fmt.Sprintf("c%d", i)))
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -79,7 +104,7 @@ func BenchmarkFanout(b *testing.B) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					if _, err := xdsview.Sync(c, 120*time.Second); err != nil {
+					if _, err := xdsview.Sync(c, 300*time.Second); err != nil {
 						errs <- err
 					}
 				}()
@@ -97,6 +122,17 @@ func BenchmarkFanout(b *testing.B) {
 			}()
 			time.Sleep(2 * time.Second)
 			after, heapAfter := rssMiB(p.PID()), heapAfterGC(b, p)
+			var cpu sync.WaitGroup
+			defer cpu.Wait() // also on a failure: the profile's goroutine logs to b
+			if prof != "" {
+				writeProfile(b, p, "/debug/pprof/heap?gc=1", fmt.Sprintf("%s-%s-after.heap", prof, shape))
+				cpu.Add(1)
+				go func() {
+					defer cpu.Done()
+					cpuProfile(b, p, envDuration("DUBBO_BENCH_PPROF_SECONDS", 10*time.Second), fmt.Sprintf("%s-%s-change.cpu", prof, shape))
+				}()
+				time.Sleep(200 * time.Millisecond) // the profile has started
+			}
 
 			// One VirtualService changes.
 			b.ResetTimer()
@@ -109,11 +145,11 @@ func BenchmarkFanout(b *testing.B) {
 			if err := os.Rename(tmp, path); err != nil {
 				b.Fatal(err)
 			}
-			deadline := time.Now().Add(60 * time.Second)
+			deadline := time.Now().Add(120 * time.Second)
 			for _, c := range clients {
 				for !holdsRule(c, "blue") {
 					if time.Now().After(deadline) {
-						b.Fatalf("not every sidecar got the VirtualService change within 60s")
+						b.Fatalf("not every sidecar got the VirtualService change within 120s")
 					}
 					select {
 					case <-c.Changed():
@@ -123,12 +159,43 @@ func BenchmarkFanout(b *testing.B) {
 			}
 			b.ReportMetric(float64(time.Since(start).Milliseconds()), "ms-to-all")
 			b.StopTimer()
-			b.ReportMetric((after-before)*1024/fanoutClients, "KiB-rss/conn")
-			b.ReportMetric((heapAfter-heapBefore)*1024/fanoutClients, "KiB-heap/conn")
+			b.ReportMetric((after-before)*1024/float64(fanoutClients), "KiB-rss/conn")
+			b.ReportMetric((heapAfter-heapBefore)*1024/float64(fanoutClients), "KiB-heap/conn")
 			b.ReportMetric(float64(connect.Milliseconds()), "ms-connect-all")
+			b.ReportMetric(float64(fanoutClients), "sidecars")
+			b.ReportMetric((heapBefore-heapStart)*1024, "KiB-heap-first")
 			b.ReportMetric(0, "ns/op")
 		})
 	}
+}
+
+// cpuProfile saves a CPU profile of istiod over the next d to file.
+func cpuProfile(b *testing.B, p *pilot.Instance, d time.Duration, file string) {
+	// Not p.Debug: its 5 s timeout is shorter than the profile.
+	c := http.Client{Timeout: d + 30*time.Second}
+	resp, err := c.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", p.MonitoringAddr, int(d.Seconds())))
+	if err != nil {
+		b.Errorf("CPU profile: %v", err)
+		return
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		b.Errorf("CPU profile: code=%d err=%v", resp.StatusCode, err)
+		return
+	}
+	if err := os.WriteFile(file, body, 0o644); err != nil {
+		b.Error(err)
+		return
+	}
+	b.Logf("wrote %s", file)
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
 }
 
 func holdsRule(c *adsclient.Client, marker string) bool {
