@@ -409,7 +409,6 @@ func main() {
 	p.target(heap <= 1.0, fmt.Sprintf("heap per connection, MOSN / Envoy <= 1.0 (%.2f)", heap), "see the profile notes.")
 	p.target(toAll <= 0.8, fmt.Sprintf("%s sidecars: VirtualService change to all <= 0.8x Envoy's (%.2f)", sidecars, toAll), "see the profile notes.")
 
-
 	p.printf("\n## Targets\n\n| target | result |\n|---|---|\n%s\n", strings.Join(p.targets, "\n"))
 	if len(p.missing) > 0 {
 		p.printf("\nMissing from this run (a benchmark failed or was not run): %s\n", strings.Join(p.missing, ", "))
