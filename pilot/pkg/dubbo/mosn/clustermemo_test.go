@@ -16,8 +16,10 @@ package mosn
 
 import (
 	"errors"
+	"runtime"
 	"testing"
 	"time"
+	"weak"
 
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -38,30 +40,63 @@ func TestPushMemo(t *testing.T) {
 	p1 := &model.PushContext{PushVersion: "2026-12-01T00:00:00Z/1"}
 	p2 := &model.PushContext{PushVersion: "2026-12-01T00:00:01Z/2"}
 	in, out := &anypb.Any{Value: []byte("in")}, &anypb.Any{Value: []byte("out")}
-	k := pushMemoKey{in: in, variant: "sds"}
+	k := newPushMemoKey(in, nil, "sds")
 	var m pushMemo
 	m.fit(1) // limit 4
-	m.put(p1, k, out)
-	if got, ok := m.get(p1, k); !ok || got != out {
+	m.put(p1, in, k, out)
+	if got, ok := m.get(p1, in, k); !ok || got != out {
 		t.Fatal("an entry of the push was not found")
 	}
-	if _, ok := m.get(p1, pushMemoKey{in: in, variant: "other"}); ok {
+	if _, ok := m.get(p1, in, newPushMemoKey(in, nil, "other")); ok {
 		t.Fatal("the variant is not part of the key")
 	}
-	if _, ok := m.get(p2, k); ok {
+	other := &anypb.Any{Value: []byte("in")}
+	if _, ok := m.get(p1, other, newPushMemoKey(other, nil, "sds")); ok {
+		t.Fatal("another object with the same bytes found the entry")
+	}
+	if _, ok := m.get(p2, in, k); ok {
 		t.Fatal("an entry of the previous push was returned for a new push")
 	}
-	m.put(p2, k, in)
-	m.put(p1, k, out) // a proxy still generating from the older push
-	if got, ok := m.get(p2, k); !ok || got != in {
+	m.put(p2, in, k, in) // unchanged by adaptation: the index keeps no reference to it
+	if v := m.m[k]; v != nil {
+		t.Fatal("the index holds the upstream object as a value")
+	}
+	m.put(p1, in, k, out) // a proxy still generating from the older push
+	if got, ok := m.get(p2, in, k); !ok || got != in {
 		t.Fatal("an older push replaced the newer push's entries")
 	}
 	for i := 0; i < 10; i++ {
-		m.put(p2, pushMemoKey{in: &anypb.Any{}}, out)
+		a := &anypb.Any{}
+		m.put(p2, a, newPushMemoKey(a, nil, ""), out)
 	}
 	if len(m.m) > m.limit {
 		t.Fatalf("%d entries, limit %d", len(m.m), m.limit)
 	}
+}
+
+// TestMemoKeepsNoUpstreamObject: the by-object indexes must not keep upstream's objects
+// alive: upstream builds new ones per proxy when its cache misses (connections racing to
+// fill it), and holding them cost 25 KiB per connection in the 1,000-sidecar fan-out.
+func TestMemoKeepsNoUpstreamObject(t *testing.T) {
+	m := newMemo(16)
+	var pm pushMemo
+	pm.fit(4)
+	push := &model.PushContext{PushVersion: "v/1"}
+	adapted := &anypb.Any{Value: []byte("adapted")}
+	in := &anypb.Any{Value: []byte("upstream")}
+	w := weak.Make(in)
+	if _, err := m.get(in, "c", func() (*anypb.Any, error) { return adapted, nil }); err != nil {
+		t.Fatal(err)
+	}
+	pm.put(push, in, newPushMemoKey(in, nil, ""), in)
+	in = nil
+	runtime.GC()
+	runtime.GC()
+	if w.Value() != nil {
+		t.Fatal("an index keeps the upstream object alive")
+	}
+	runtime.KeepAlive(m)
+	runtime.KeepAlive(&pm)
 }
 
 // TestClusterTLSFollowsEndpointsAcrossPushes: upstream's CDS cache returns the same

@@ -478,8 +478,8 @@ func (g *Generator) generateClusters(proxy *model.Proxy, w *model.WatchedResourc
 		}
 		// Upstream's cached cluster, already adapted for this scope in this push: the
 		// cost of a MOSN cluster is then upstream's cached cluster plus this lookup.
-		pk := pushMemoKey{in: r.Resource, scope: proxy.SidecarScope, variant: sds}
-		if a, ok := g.clustersOfPush.get(req.Push, pk); ok {
+		pk := newPushMemoKey(r.Resource, proxy.SidecarScope, sds)
+		if a, ok := g.clustersOfPush.get(req.Push, r.Resource, pk); ok {
 			if a == r.Resource {
 				out = append(out, r)
 			} else {
@@ -490,7 +490,7 @@ func (g *Generator) generateClusters(proxy *model.Proxy, w *model.WatchedResourc
 		dir, subset, h, port := model.ParseSubsetKey(r.Name)
 		if dir != model.TrafficDirectionOutbound {
 			out = append(out, r)
-			g.clustersOfPush.put(req.Push, pk, r.Resource)
+			g.clustersOfPush.put(req.Push, r.Resource, pk, r.Resource)
 			continue
 		}
 		if dubboHosts == nil {
@@ -532,7 +532,7 @@ func (g *Generator) generateClusters(proxy *model.Proxy, w *model.WatchedResourc
 		if err != nil {
 			return nil, details, fmt.Errorf("mosn: cluster %s: %v", r.Name, err)
 		}
-		g.clustersOfPush.put(req.Push, pk, adapted)
+		g.clustersOfPush.put(req.Push, r.Resource, pk, adapted)
 		if adapted == r.Resource {
 			out = append(out, r)
 			continue

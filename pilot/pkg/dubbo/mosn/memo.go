@@ -18,6 +18,7 @@ import (
 	"bytes"
 	"hash/maphash"
 	"sync"
+	"weak"
 
 	"google.golang.org/protobuf/types/known/anypb"
 
@@ -27,24 +28,49 @@ import (
 // memo remembers the MOSN form of upstream resources, first by object and then by
 // content. Upstream's xDS caches hand out the same *anypb.Any for an unchanged cluster or
 // load assignment on every push and to every proxy, so most lookups are one map access
-// by pointer (the memo holds the object, so the pointer cannot be reused while it is a
-// key, and cached objects are never modified). What upstream rebuilds (a cache miss, an
-// EnvoyFilter-patched cluster) comes back as new objects with the same bytes: hashing them
-// (and comparing on a hit) is still far cheaper than unmarshalling, adapting and
-// re-marshalling each one per push. Two generations bound the memory: when the current
-// one is full it becomes the previous one and the oldest goes.
+// by object (a weak pointer: an index entry never keeps upstream's object alive, and a
+// weak pointer never equals one made from another object, even at a reused address;
+// cached objects are never modified). What upstream rebuilds (a cache miss, an
+// EnvoyFilter-patched cluster, connections racing to fill its cache) comes back as new
+// objects with the same bytes: hashing them (and comparing on a hit) is still far cheaper
+// than unmarshalling, adapting and re-marshalling each one per push. Two generations
+// bound the memory: when the current one is full it becomes the previous one and the
+// oldest goes.
 type memo struct {
 	mu        sync.Mutex
 	seed      maphash.Seed
 	cur, prev map[memoKey]memoEntry
-	// byPtr: the same entries by upstream object, in the same two generations.
+	// The same entries by upstream object, in the same two generations; a nil value
+	// stands for the object itself (adapting it changed nothing), so that no value keeps
+	// an upstream object alive either.
 	curPtr, prevPtr map[ptrKey]*anypb.Any
 	limit           int
+	// ptrLimit bounds each generation of the index by object: the working set (twice a
+	// response) only, not limit's floor, since objects upstream built anew for every
+	// connection (its caches keep nothing for a new connection's first push) are never
+	// asked for again.
+	ptrLimit int
 }
 
 type ptrKey struct {
-	in                      *anypb.Any
+	in                      weak.Pointer[anypb.Any]
 	name, variant, variant2 string
+}
+
+// sameAs is what an index stores for out computed from in: nil when it is in itself.
+func sameAs(in, out *anypb.Any) *anypb.Any {
+	if out == in {
+		return nil
+	}
+	return out
+}
+
+// orInput resolves an index value stored by sameAs.
+func orInput(in, v *anypb.Any) *anypb.Any {
+	if v == nil {
+		return in
+	}
+	return v
 }
 
 type memoKey struct {
@@ -74,6 +100,9 @@ func (m *memo) fit(n int) {
 	if 2*n > m.limit {
 		m.limit = 2 * n
 	}
+	if 2*n > m.ptrLimit {
+		m.ptrLimit = 2 * n
+	}
 	m.mu.Unlock()
 }
 
@@ -83,16 +112,16 @@ func (m *memo) get(in *anypb.Any, name string, compute func() (*anypb.Any, error
 
 // getVariant is get for one of several forms of the same upstream resource.
 func (m *memo) getVariant(in *anypb.Any, name, variant, variant2 string, compute func() (*anypb.Any, error)) (*anypb.Any, error) {
-	pk := ptrKey{in: in, name: name, variant: variant, variant2: variant2}
+	pk := ptrKey{in: weak.Make(in), name: name, variant: variant, variant2: variant2}
 	m.mu.Lock()
-	if out, ok := m.curPtr[pk]; ok {
+	if v, ok := m.curPtr[pk]; ok {
 		m.mu.Unlock()
-		return out, nil
+		return orInput(in, v), nil
 	}
-	if out, ok := m.prevPtr[pk]; ok {
-		m.putPtr(pk, out) // promoted: it counts against the cap like a new entry
+	if v, ok := m.prevPtr[pk]; ok {
+		m.putPtr(pk, v) // promoted: it counts against the cap like a new entry
 		m.mu.Unlock()
-		return out, nil
+		return orInput(in, v), nil
 	}
 	m.mu.Unlock()
 	k := memoKey{name: name, variant: variant, variant2: variant2, sum: maphash.Bytes(m.seed, in.GetValue())}
@@ -115,10 +144,14 @@ func (m *memo) getVariant(in *anypb.Any, name, variant, variant2 string, compute
 	}
 	m.mu.Lock()
 	m.put(k, memoEntry{in: in.GetValue(), out: out})
-	m.putPtr(pk, out)
+	m.putPtr(pk, sameAs(in, out))
 	m.mu.Unlock()
 	return out, nil
 }
+
+// minPtrLimit: the by-object index of a memo never fitted to a response (routes,
+// listeners) still holds this many per generation.
+const minPtrLimit = 64
 
 // put adds an entry to the current generation, rotating first when it is full, so that
 // neither generation ever holds more than limit entries. Called with mu held.
@@ -131,8 +164,8 @@ func (m *memo) put(k memoKey, e memoEntry) {
 
 // putPtr is put for the by-object index. Called with mu held.
 func (m *memo) putPtr(k ptrKey, out *anypb.Any) {
-	if len(m.curPtr) >= m.limit {
-		m.prevPtr, m.curPtr = m.curPtr, make(map[ptrKey]*anypb.Any, m.limit)
+	if len(m.curPtr) >= max(m.ptrLimit, minPtrLimit) {
+		m.prevPtr, m.curPtr = m.curPtr, make(map[ptrKey]*anypb.Any, len(m.curPtr))
 	}
 	m.curPtr[k] = out
 }
@@ -151,24 +184,30 @@ type pushMemo struct {
 	limit int
 }
 
+// pushMemoKey: the upstream object (weak, as in memo), the scope and a variant.
 type pushMemoKey struct {
-	in      *anypb.Any
+	in      weak.Pointer[anypb.Any]
 	scope   *model.SidecarScope
 	variant string
 }
 
+func newPushMemoKey(in *anypb.Any, scope *model.SidecarScope, variant string) pushMemoKey {
+	return pushMemoKey{in: weak.Make(in), scope: scope, variant: variant}
+}
+
 // get returns the remembered form of in for push and scope, if any.
-func (p *pushMemo) get(push *model.PushContext, k pushMemoKey) (*anypb.Any, bool) {
+func (p *pushMemo) get(push *model.PushContext, in *anypb.Any, k pushMemoKey) (*anypb.Any, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.push != push {
 		return nil, false
 	}
-	out, ok := p.m[k]
-	return out, ok
+	v, ok := p.m[k]
+	return orInput(in, v), ok
 }
 
-func (p *pushMemo) put(push *model.PushContext, k pushMemoKey, out *anypb.Any) {
+func (p *pushMemo) put(push *model.PushContext, in *anypb.Any, k pushMemoKey, out *anypb.Any) {
+	out = sameAs(in, out)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.push != push {
