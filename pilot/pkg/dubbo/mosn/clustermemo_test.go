@@ -16,12 +16,14 @@ package mosn
 
 import (
 	"errors"
+	"fmt"
 	"runtime"
 	"testing"
 	"time"
 	"weak"
 
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"istio.io/istio/pilot/pkg/model"
@@ -39,26 +41,26 @@ import (
 func TestPushMemo(t *testing.T) {
 	p1 := &model.PushContext{PushVersion: "2026-12-01T00:00:00Z/1"}
 	p2 := &model.PushContext{PushVersion: "2026-12-01T00:00:01Z/2"}
-	in, out := &anypb.Any{Value: []byte("in")}, &anypb.Any{Value: []byte("out")}
-	k := newPushMemoKey(in, nil, "sds")
+	in, out := &discovery.Resource{Name: "c", Resource: &anypb.Any{Value: []byte("in")}}, &discovery.Resource{Name: "c"}
+	k := pushMemoKey{name: "c", variant: "sds"}
 	var m pushMemo
-	m.fit(1) // limit 4
+	m.fit(2) // limit 4
 	m.put(p1, in, k, out)
 	if got, ok := m.get(p1, in, k); !ok || got != out {
 		t.Fatal("an entry of the push was not found")
 	}
-	if _, ok := m.get(p1, in, newPushMemoKey(in, nil, "other")); ok {
+	if _, ok := m.get(p1, in, pushMemoKey{name: "c", variant: "other"}); ok {
 		t.Fatal("the variant is not part of the key")
 	}
-	other := &anypb.Any{Value: []byte("in")}
-	if _, ok := m.get(p1, other, newPushMemoKey(other, nil, "sds")); ok {
+	other := &discovery.Resource{Name: "c", Resource: &anypb.Any{Value: []byte("in")}}
+	if _, ok := m.get(p1, other, k); ok {
 		t.Fatal("another object with the same bytes found the entry")
 	}
 	if _, ok := m.get(p2, in, k); ok {
 		t.Fatal("an entry of the previous push was returned for a new push")
 	}
 	m.put(p2, in, k, in) // unchanged by adaptation: the index keeps no reference to it
-	if v := m.m[k]; v != nil {
+	if v := m.m[k]; v.res != nil {
 		t.Fatal("the index holds the upstream object as a value")
 	}
 	m.put(p1, in, k, out) // a proxy still generating from the older push
@@ -66,8 +68,7 @@ func TestPushMemo(t *testing.T) {
 		t.Fatal("an older push replaced the newer push's entries")
 	}
 	for i := 0; i < 10; i++ {
-		a := &anypb.Any{}
-		m.put(p2, a, newPushMemoKey(a, nil, ""), out)
+		m.put(p2, &discovery.Resource{Resource: &anypb.Any{}}, pushMemoKey{name: fmt.Sprint(i)}, out)
 	}
 	if len(m.m) > m.limit {
 		t.Fatalf("%d entries, limit %d", len(m.m), m.limit)
@@ -88,8 +89,9 @@ func TestMemoKeepsNoUpstreamObject(t *testing.T) {
 	if _, err := m.get(in, "c", func() (*anypb.Any, error) { return adapted, nil }); err != nil {
 		t.Fatal(err)
 	}
-	pm.put(push, in, newPushMemoKey(in, nil, ""), in)
-	in = nil
+	r := &discovery.Resource{Name: "c", Resource: in}
+	pm.put(push, r, pushMemoKey{name: "c"}, r) // unchanged by adaptation
+	in, r = nil, nil
 	runtime.GC()
 	runtime.GC()
 	if w.Value() != nil {

@@ -478,19 +478,15 @@ func (g *Generator) generateClusters(proxy *model.Proxy, w *model.WatchedResourc
 		}
 		// Upstream's cached cluster, already adapted for this scope in this push: the
 		// cost of a MOSN cluster is then upstream's cached cluster plus this lookup.
-		pk := newPushMemoKey(r.Resource, proxy.SidecarScope, sds)
-		if a, ok := g.clustersOfPush.get(req.Push, r.Resource, pk); ok {
-			if a == r.Resource {
-				out = append(out, r)
-			} else {
-				out = append(out, &discovery.Resource{Name: r.Name, Resource: a})
-			}
+		pk := pushMemoKey{name: r.Name, scope: proxy.SidecarScope, variant: sds}
+		if res, ok := g.clustersOfPush.get(req.Push, r, pk); ok {
+			out = append(out, res)
 			continue
 		}
 		dir, subset, h, port := model.ParseSubsetKey(r.Name)
 		if dir != model.TrafficDirectionOutbound {
 			out = append(out, r)
-			g.clustersOfPush.put(req.Push, r.Resource, pk, r.Resource)
+			g.clustersOfPush.put(req.Push, r, pk, r)
 			continue
 		}
 		if dubboHosts == nil {
@@ -532,12 +528,12 @@ func (g *Generator) generateClusters(proxy *model.Proxy, w *model.WatchedResourc
 		if err != nil {
 			return nil, details, fmt.Errorf("mosn: cluster %s: %v", r.Name, err)
 		}
-		g.clustersOfPush.put(req.Push, r.Resource, pk, adapted)
-		if adapted == r.Resource {
-			out = append(out, r)
-			continue
+		res := r
+		if adapted != r.Resource {
+			res = &discovery.Resource{Name: r.Name, Resource: adapted}
 		}
-		out = append(out, &discovery.Resource{Name: r.Name, Resource: adapted})
+		g.clustersOfPush.put(req.Push, r, pk, res)
+		out = append(out, res)
 	}
 	if inbound != "" {
 		out = append(out, resource(inbound, inboundCluster(inbound, k.app)))

@@ -20,6 +20,7 @@ import (
 	"sync"
 	"weak"
 
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"istio.io/istio/pilot/pkg/model"
@@ -28,49 +29,52 @@ import (
 // memo remembers the MOSN form of upstream resources, first by object and then by
 // content. Upstream's xDS caches hand out the same *anypb.Any for an unchanged cluster or
 // load assignment on every push and to every proxy, so most lookups are one map access
-// by object (a weak pointer: an index entry never keeps upstream's object alive, and a
-// weak pointer never equals one made from another object, even at a reused address;
-// cached objects are never modified). What upstream rebuilds (a cache miss, an
-// EnvoyFilter-patched cluster, connections racing to fill its cache) comes back as new
-// objects with the same bytes: hashing them (and comparing on a hit) is still far cheaper
-// than unmarshalling, adapting and re-marshalling each one per push. Two generations
-// bound the memory: when the current one is full it becomes the previous one and the
-// oldest goes.
+// by name that finds the very object served last under it (objEntry; cached objects are
+// never modified). What upstream rebuilds (a cache miss, an EnvoyFilter-patched cluster,
+// a new connection's first push, which upstream never caches) comes back as new objects
+// with the same bytes: hashing them (and comparing on a hit) is still far cheaper than
+// unmarshalling, adapting and re-marshalling each one per push. Two generations bound
+// the memory: when the current one is full it becomes the previous one and the oldest
+// goes.
 type memo struct {
 	mu        sync.Mutex
 	seed      maphash.Seed
 	cur, prev map[memoKey]memoEntry
-	// The same entries by upstream object, in the same two generations; a nil value
-	// stands for the object itself (adapting it changed nothing), so that no value keeps
-	// an upstream object alive either.
-	curPtr, prevPtr map[ptrKey]*anypb.Any
+	// The last object seen per name and variant, in two generations of their own.
+	curObj, prevObj map[objKey]objEntry
 	limit           int
-	// ptrLimit bounds each generation of the index by object: the working set (twice a
-	// response) only, not limit's floor, since objects upstream built anew for every
-	// connection (its caches keep nothing for a new connection's first push) are never
-	// asked for again.
-	ptrLimit int
+	// objLimit bounds each generation of the by-object index to the working set (twice
+	// a response), not limit's floor.
+	objLimit int
 }
 
-type ptrKey struct {
-	in                      weak.Pointer[anypb.Any]
-	name, variant, variant2 string
+type objKey struct{ name, variant, variant2 string }
+
+// objEntry is the MOSN form made of one upstream object. It holds the object weakly
+// (an index never keeps upstream's objects alive: 1,000 connecting sidecars each get new
+// ones) and, as the form, nil when adapting changed nothing, for the same reason.
+type objEntry struct {
+	in  weak.Pointer[anypb.Any]
+	out *anypb.Any
 }
 
-// sameAs is what an index stores for out computed from in: nil when it is in itself.
-func sameAs(in, out *anypb.Any) *anypb.Any {
+func newObjEntry(in, out *anypb.Any) objEntry {
 	if out == in {
-		return nil
+		out = nil
 	}
-	return out
+	return objEntry{in: weak.Make(in), out: out}
 }
 
-// orInput resolves an index value stored by sameAs.
-func orInput(in, v *anypb.Any) *anypb.Any {
-	if v == nil {
-		return in
+// of returns the form if the entry was made of in itself (a weak pointer's value is the
+// object it was made of, or nil once that is collected, never another object).
+func (e objEntry) of(in *anypb.Any) (*anypb.Any, bool) {
+	if e.in.Value() != in {
+		return nil, false
 	}
-	return v
+	if e.out == nil {
+		return in, true
+	}
+	return e.out, true
 }
 
 type memoKey struct {
@@ -89,7 +93,7 @@ type memoEntry struct {
 func newMemo(limit int) *memo {
 	return &memo{
 		seed: maphash.MakeSeed(), cur: map[memoKey]memoEntry{}, prev: map[memoKey]memoEntry{},
-		curPtr: map[ptrKey]*anypb.Any{}, prevPtr: map[ptrKey]*anypb.Any{}, limit: limit,
+		curObj: map[objKey]objEntry{}, prevObj: map[objKey]objEntry{}, limit: limit,
 	}
 }
 
@@ -100,8 +104,8 @@ func (m *memo) fit(n int) {
 	if 2*n > m.limit {
 		m.limit = 2 * n
 	}
-	if 2*n > m.ptrLimit {
-		m.ptrLimit = 2 * n
+	if 2*n > m.objLimit {
+		m.objLimit = 2 * n
 	}
 	m.mu.Unlock()
 }
@@ -112,28 +116,30 @@ func (m *memo) get(in *anypb.Any, name string, compute func() (*anypb.Any, error
 
 // getVariant is get for one of several forms of the same upstream resource.
 func (m *memo) getVariant(in *anypb.Any, name, variant, variant2 string, compute func() (*anypb.Any, error)) (*anypb.Any, error) {
-	pk := ptrKey{in: weak.Make(in), name: name, variant: variant, variant2: variant2}
+	ik := objKey{name: name, variant: variant, variant2: variant2}
 	m.mu.Lock()
-	if v, ok := m.curPtr[pk]; ok {
+	if out, hit := m.curObj[ik].of(in); hit {
 		m.mu.Unlock()
-		return orInput(in, v), nil
+		return out, nil
 	}
-	if v, ok := m.prevPtr[pk]; ok {
-		m.putPtr(pk, v) // promoted: it counts against the cap like a new entry
-		m.mu.Unlock()
-		return orInput(in, v), nil
+	if e, found := m.prevObj[ik]; found {
+		if out, hit := e.of(in); hit {
+			m.putObj(ik, e) // promoted: it counts against the cap like a new entry
+			m.mu.Unlock()
+			return out, nil
+		}
 	}
 	m.mu.Unlock()
 	k := memoKey{name: name, variant: variant, variant2: variant2, sum: maphash.Bytes(m.seed, in.GetValue())}
 	m.mu.Lock()
-	if e, ok := m.cur[k]; ok && bytes.Equal(e.in, in.GetValue()) {
-		m.putPtr(pk, e.out)
+	if e, found := m.cur[k]; found && bytes.Equal(e.in, in.GetValue()) {
+		m.putObj(ik, newObjEntry(in, e.out))
 		m.mu.Unlock()
 		return e.out, nil
 	}
-	if e, ok := m.prev[k]; ok && bytes.Equal(e.in, in.GetValue()) {
+	if e, found := m.prev[k]; found && bytes.Equal(e.in, in.GetValue()) {
 		m.put(k, e)
-		m.putPtr(pk, e.out)
+		m.putObj(ik, newObjEntry(in, e.out))
 		m.mu.Unlock()
 		return e.out, nil
 	}
@@ -144,14 +150,14 @@ func (m *memo) getVariant(in *anypb.Any, name, variant, variant2 string, compute
 	}
 	m.mu.Lock()
 	m.put(k, memoEntry{in: in.GetValue(), out: out})
-	m.putPtr(pk, sameAs(in, out))
+	m.putObj(ik, newObjEntry(in, out))
 	m.mu.Unlock()
 	return out, nil
 }
 
-// minPtrLimit: the by-object index of a memo never fitted to a response (routes,
-// listeners) still holds this many per generation.
-const minPtrLimit = 64
+// minObjLimit: the by-object index of a memo never fitted to a response still holds
+// this many per generation.
+const minObjLimit = 64
 
 // put adds an entry to the current generation, rotating first when it is full, so that
 // neither generation ever holds more than limit entries. Called with mu held.
@@ -162,52 +168,66 @@ func (m *memo) put(k memoKey, e memoEntry) {
 	m.cur[k] = e
 }
 
-// putPtr is put for the by-object index. Called with mu held.
-func (m *memo) putPtr(k ptrKey, out *anypb.Any) {
-	if len(m.curPtr) >= max(m.ptrLimit, minPtrLimit) {
-		m.prevPtr, m.curPtr = m.curPtr, make(map[ptrKey]*anypb.Any, len(m.curPtr))
+// putObj is put for the by-object index. Called with mu held.
+func (m *memo) putObj(k objKey, e objEntry) {
+	if _, replace := m.curObj[k]; !replace && len(m.curObj) >= max(m.objLimit, minObjLimit) {
+		m.prevObj, m.curObj = m.curObj, make(map[objKey]objEntry, len(m.curObj))
 	}
-	m.curPtr[k] = out
+	m.curObj[k] = e
 }
 
-// pushMemo remembers, for the current push context only, what a generator made of each
-// upstream object for proxies of one Sidecar scope: upstream's xDS cache gives every
-// such proxy the same cluster objects, and what the MOSN form reads beside a cluster
-// (its service, DestinationRule and endpoints' TLS inputs, all fixed within a push and
-// decided by the object's cache key and the scope) need not be looked up again per proxy
-// and push. A new push context starts it afresh; the limit bounds what upstream objects
-// that were never cached (new per proxy) can add within one push.
+// pushMemo remembers, for the current push context only, what a generator made of the
+// upstream object served under a name to proxies of one Sidecar scope: upstream's xDS
+// cache gives every such proxy the same cluster objects, and what the MOSN form reads
+// beside a cluster (its service, DestinationRule and endpoints' TLS inputs, all fixed
+// within a push and decided by the object's cache key and the scope) need not be looked
+// up again per proxy and push. A lookup hits only for the very object the entry was made
+// of (objEntry). A new push context starts it afresh; the limit bounds one push.
 type pushMemo struct {
 	mu    sync.Mutex
 	push  *model.PushContext
-	m     map[pushMemoKey]*anypb.Any
+	m     map[pushMemoKey]resEntry
 	limit int
 }
 
-// pushMemoKey: the upstream object (weak, as in memo), the scope and a variant.
+// resEntry is objEntry for whole resources: the response entry itself is kept, so a hit
+// allocates nothing (at 30,000 clusters a new entry per cluster and push was a third of
+// the bytes MOSN CDS allocated).
+type resEntry struct {
+	in  weak.Pointer[anypb.Any]
+	res *discovery.Resource // nil: upstream's resource itself
+}
+
+// pushMemoKey: the resource name, the scope and a variant.
 type pushMemoKey struct {
-	in      weak.Pointer[anypb.Any]
+	name    string
 	scope   *model.SidecarScope
 	variant string
 }
 
-func newPushMemoKey(in *anypb.Any, scope *model.SidecarScope, variant string) pushMemoKey {
-	return pushMemoKey{in: weak.Make(in), scope: scope, variant: variant}
-}
-
-// get returns the remembered form of in for push and scope, if any.
-func (p *pushMemo) get(push *model.PushContext, in *anypb.Any, k pushMemoKey) (*anypb.Any, bool) {
+// get returns the remembered form of upstream's resource r for push and scope, if any.
+func (p *pushMemo) get(push *model.PushContext, r *discovery.Resource, k pushMemoKey) (*discovery.Resource, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.push != push {
 		return nil, false
 	}
-	v, ok := p.m[k]
-	return orInput(in, v), ok
+	e := p.m[k]
+	if e.in.Value() != r.Resource {
+		return nil, false
+	}
+	if e.res == nil {
+		return r, true
+	}
+	return e.res, true
 }
 
-func (p *pushMemo) put(push *model.PushContext, in *anypb.Any, k pushMemoKey, out *anypb.Any) {
-	out = sameAs(in, out)
+// put remembers res as the form of upstream's resource r.
+func (p *pushMemo) put(push *model.PushContext, r *discovery.Resource, k pushMemoKey, res *discovery.Resource) {
+	e := resEntry{in: weak.Make(r.Resource), res: res}
+	if res == r {
+		e.res = nil
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.push != push {
@@ -216,17 +236,17 @@ func (p *pushMemo) put(push *model.PushContext, in *anypb.Any, k pushMemoKey, ou
 		}
 		p.push, p.m = push, nil
 	}
-	if p.m == nil || len(p.m) >= p.limit {
-		p.m = make(map[pushMemoKey]*anypb.Any, p.limit/2)
+	if _, replace := p.m[k]; p.m == nil || !replace && len(p.m) >= p.limit {
+		p.m = make(map[pushMemoKey]resEntry, p.limit/2)
 	}
-	p.m[k] = out
+	p.m[k] = e
 }
 
-// fit grows the limit to the working set (four responses), as memo.fit does.
+// fit grows the limit to the working set (two responses), as memo.fit does.
 func (p *pushMemo) fit(n int) {
 	p.mu.Lock()
-	if 4*n > p.limit {
-		p.limit = 4 * n
+	if 2*n > p.limit {
+		p.limit = 2 * n
 	}
 	p.mu.Unlock()
 }
