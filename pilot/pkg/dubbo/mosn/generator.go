@@ -83,12 +83,17 @@ func Register(ds *xds.DiscoveryServer, opts Options, resolve InterfaceResolver) 
 		cds:     ds.Generators[v3.ClusterType],
 		eds:     ds.Generators[v3.EndpointType],
 
-		clusters:      newMemo(4096),
-		otherClusters: newMemo(1024),
-		endpoints:     newMemo(4096),
-		routes:        newMemo(1024),
+		// Sized by fit to the working set (twice a response): upstream marshals the map
+		// fields of its metadata in no fixed order, so an object it builds anew (a new
+		// connection's first push) rarely has the bytes of an earlier one, and a larger
+		// memo would only keep those variants alive (4 KiB per connection at 1,000
+		// sidecars with a floor of 4,096 entries).
+		clusters:      newMemo(minObjLimit),
+		otherClusters: newMemo(minObjLimit),
+		endpoints:     newMemo(minObjLimit),
+		routes:        newMemo(minObjLimit),
 		dubboRoutes:   newRouteCache(),
-		listeners:     newMemo(1024),
+		listeners:     newMemo(minObjLimit),
 	}
 	if g.lds == nil || g.rds == nil || g.cds == nil || g.eds == nil {
 		return nil, fmt.Errorf("mosn: upstream xDS generators are not initialised")

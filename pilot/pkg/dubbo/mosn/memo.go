@@ -40,12 +40,10 @@ type memo struct {
 	mu        sync.Mutex
 	seed      maphash.Seed
 	cur, prev map[memoKey]memoEntry
-	// The last object seen per name and variant, in two generations of their own.
+	// The last object seen per name and variant, in two generations of their own (each
+	// of at most limit entries too).
 	curObj, prevObj map[objKey]objEntry
 	limit           int
-	// objLimit bounds each generation of the by-object index to the working set (twice
-	// a response), not limit's floor.
-	objLimit int
 }
 
 type objKey struct{ name, variant, variant2 string }
@@ -104,9 +102,6 @@ func (m *memo) fit(n int) {
 	if 2*n > m.limit {
 		m.limit = 2 * n
 	}
-	if 2*n > m.objLimit {
-		m.objLimit = 2 * n
-	}
 	m.mu.Unlock()
 }
 
@@ -155,8 +150,8 @@ func (m *memo) getVariant(in *anypb.Any, name, variant, variant2 string, compute
 	return out, nil
 }
 
-// minObjLimit: the by-object index of a memo never fitted to a response still holds
-// this many per generation.
+// minObjLimit: a memo (and its by-object index) holds at least this many entries per
+// generation, before fit sizes it to the responses it serves.
 const minObjLimit = 64
 
 // put adds an entry to the current generation, rotating first when it is full, so that
@@ -170,7 +165,7 @@ func (m *memo) put(k memoKey, e memoEntry) {
 
 // putObj is put for the by-object index. Called with mu held.
 func (m *memo) putObj(k objKey, e objEntry) {
-	if _, replace := m.curObj[k]; !replace && len(m.curObj) >= max(m.objLimit, minObjLimit) {
+	if _, replace := m.curObj[k]; !replace && len(m.curObj) >= m.limit {
 		m.prevObj, m.curObj = m.curObj, make(map[objKey]objEntry, len(m.curObj))
 	}
 	m.curObj[k] = e
