@@ -44,7 +44,7 @@ func TestPushMemo(t *testing.T) {
 	in, out := &discovery.Resource{Name: "c", Resource: &anypb.Any{Value: []byte("in")}}, &discovery.Resource{Name: "c"}
 	k := pushMemoKey{name: "c", variant: "sds"}
 	var m pushMemo
-	m.fit(2) // limit 4
+	m.fit(1) // limit pushMemoScopes
 	m.put(p1, in, k, out)
 	if got, ok := m.get(p1, in, k); !ok || got != out {
 		t.Fatal("an entry of the push was not found")
@@ -60,18 +60,35 @@ func TestPushMemo(t *testing.T) {
 		t.Fatal("an entry of the previous push was returned for a new push")
 	}
 	m.put(p2, in, k, in) // unchanged by adaptation: the index keeps no reference to it
-	if v := m.m[k]; v.res != nil {
+	if v := m.scopes[scopeVariant{nil, "sds"}]["c"]; v.res != nil {
 		t.Fatal("the index holds the upstream object as a value")
 	}
 	m.put(p1, in, k, out) // a proxy still generating from the older push
 	if got, ok := m.get(p2, in, k); !ok || got != in {
 		t.Fatal("an older push replaced the newer push's entries")
 	}
-	for i := 0; i < 10; i++ {
-		m.put(p2, &discovery.Resource{Resource: &anypb.Any{}}, pushMemoKey{name: fmt.Sprint(i)}, out)
+	// Proxies of several scopes interleave: each keeps its entries while they fit.
+	scopes := []*model.SidecarScope{{}, {}, {}}
+	rs := map[*model.SidecarScope]*discovery.Resource{}
+	for round := 0; round < 2; round++ {
+		for _, sc := range scopes {
+			if round == 0 {
+				rs[sc] = &discovery.Resource{Name: "c", Resource: &anypb.Any{}}
+				m.put(p2, rs[sc], pushMemoKey{name: "c", scope: sc}, rs[sc])
+			} else if _, ok := m.get(p2, rs[sc], pushMemoKey{name: "c", scope: sc}); !ok {
+				t.Fatal("interleaved scopes evicted each other")
+			}
+		}
 	}
-	if len(m.m) > m.limit {
-		t.Fatalf("%d entries, limit %d", len(m.m), m.limit)
+	for i := 0; i < 3*pushMemoScopes; i++ {
+		m.put(p2, &discovery.Resource{Resource: &anypb.Any{}}, pushMemoKey{name: fmt.Sprint(i)}, out)
+		total := 0
+		for _, sm := range m.scopes {
+			total += len(sm)
+		}
+		if total != m.n || m.n > m.limit {
+			t.Fatalf("%d entries counted %d, limit %d", total, m.n, m.limit)
+		}
 	}
 }
 

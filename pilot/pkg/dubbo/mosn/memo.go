@@ -179,10 +179,19 @@ func (m *memo) putObj(k objKey, e objEntry) {
 // up again per proxy and push. A lookup hits only for the very object the entry was made
 // of (objEntry). A new push context starts it afresh; the limit bounds one push.
 type pushMemo struct {
-	mu    sync.Mutex
-	push  *model.PushContext
-	m     map[pushMemoKey]resEntry
-	limit int
+	mu   sync.Mutex
+	push *model.PushContext
+	// One map per scope and variant: proxies of many namespaces (each its own scope)
+	// interleave in a push, and one flat map dropped when full would be dropped every
+	// few proxies.
+	scopes map[scopeVariant]map[string]resEntry
+	n      int // entries in all scopes
+	limit  int
+}
+
+type scopeVariant struct {
+	scope   *model.SidecarScope
+	variant string
 }
 
 // resEntry is objEntry for whole resources: the response entry itself is kept, so a hit
@@ -207,7 +216,7 @@ func (p *pushMemo) get(push *model.PushContext, r *discovery.Resource, k pushMem
 	if p.push != push {
 		return nil, false
 	}
-	e := p.m[k]
+	e := p.scopes[scopeVariant{k.scope, k.variant}][k.name]
 	if e.in.Value() != r.Resource {
 		return nil, false
 	}
@@ -229,19 +238,45 @@ func (p *pushMemo) put(push *model.PushContext, r *discovery.Resource, k pushMem
 		if seq, cur := pushSeq(push), pushSeq(p.push); seq != 0 && cur != 0 && seq < cur {
 			return // an older push still generating: leave the newer one's entries alone
 		}
-		p.push, p.m = push, nil
+		p.push, p.scopes, p.n = push, nil, 0
 	}
-	if _, replace := p.m[k]; p.m == nil || !replace && len(p.m) >= p.limit {
-		p.m = make(map[pushMemoKey]resEntry, p.limit/2)
+	sv := scopeVariant{k.scope, k.variant}
+	m := p.scopes[sv]
+	if _, replace := m[k.name]; !replace {
+		if p.n >= p.limit {
+			// Over the bound: keep this scope's entries only; when they alone fill it,
+			// start afresh.
+			for o, om := range p.scopes {
+				if o != sv {
+					p.n -= len(om)
+					delete(p.scopes, o)
+				}
+			}
+			if p.n >= p.limit {
+				delete(p.scopes, sv)
+				m, p.n = nil, 0
+			}
+		}
+		if m == nil {
+			if p.scopes == nil {
+				p.scopes = map[scopeVariant]map[string]resEntry{}
+			}
+			m = map[string]resEntry{}
+			p.scopes[sv] = m
+		}
+		p.n++
 	}
-	p.m[k] = e
+	m[k.name] = e
 }
 
-// fit grows the limit to the working set (two responses), as memo.fit does.
+// pushMemoScopes: how many responses of different scopes a push keeps at once.
+const pushMemoScopes = 8
+
+// fit grows the limit to the working set: pushMemoScopes responses.
 func (p *pushMemo) fit(n int) {
 	p.mu.Lock()
-	if 2*n > p.limit {
-		p.limit = 2 * n
+	if pushMemoScopes*n > p.limit {
+		p.limit = pushMemoScopes * n
 	}
 	p.mu.Unlock()
 }
