@@ -31,8 +31,9 @@ import (
 // load assignment on every push and to every proxy, so most lookups are one map access
 // by name that finds the very object served last under it (objEntry; cached objects are
 // never modified). What upstream rebuilds (a cache miss, an EnvoyFilter-patched cluster,
-// a new connection's first push, which upstream never caches) comes back as new objects
-// with the same bytes: hashing them (and comparing on a hit) is still far cheaper than
+// a new connection's first push, which upstream never caches) comes back as new objects,
+// often with the same bytes (not always: upstream marshals the map fields of metadata in
+// no fixed order): hashing them (and comparing on a hit) is still far cheaper than
 // unmarshalling, adapting and re-marshalling each one per push. Two generations bound
 // the memory: when the current one is full it becomes the previous one and the oldest
 // goes.
@@ -66,7 +67,7 @@ func newObjEntry(in, out *anypb.Any) objEntry {
 // of returns the form if the entry was made of in itself (a weak pointer's value is the
 // object it was made of, or nil once that is collected, never another object).
 func (e objEntry) of(in *anypb.Any) (*anypb.Any, bool) {
-	if e.in.Value() != in {
+	if in == nil || e.in.Value() != in { // nil: an absent entry's value too
 		return nil, false
 	}
 	if e.out == nil {
@@ -217,7 +218,7 @@ func (p *pushMemo) get(push *model.PushContext, r *discovery.Resource, k pushMem
 		return nil, false
 	}
 	e := p.scopes[scopeVariant{k.scope, k.variant}][k.name]
-	if e.in.Value() != r.Resource {
+	if r.Resource == nil || e.in.Value() != r.Resource { // nil: an absent entry's value too
 		return nil, false
 	}
 	if e.res == nil {
