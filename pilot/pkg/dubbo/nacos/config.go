@@ -263,7 +263,9 @@ func (w *Watcher) readRule(config config_client.IConfigClient, rw *ruleWatch) (c
 	cs := w.rules
 	rw.readMu.Lock()
 	defer rw.readMu.Unlock()
+	w.getConfigMu.Lock()
 	body, err := config.GetConfig(vo.ConfigParam{DataId: rw.key, Group: cs.group})
+	w.getConfigMu.Unlock()
 	cs.mu.Lock()
 	watched := cs.watches[rw.key] == rw
 	if watched && err != nil {

@@ -73,14 +73,17 @@ const (
 
 // Watcher reads one Nacos registry.
 type Watcher struct {
-	cfg        Config
-	sink       Sink
-	ifaceSrc   string // "" when the interface level is not read
-	apps       AppSink
-	appSrc     string
-	rules      *configState    // nil when no governance rules are read
-	ruleKeysOf func() []string // more rule keys to watch (SetRuleKeys)
-	closing    atomic.Bool     // set when the clients close (no more reads)
+	// getConfigMu serialises GetConfig: the SDK's config client sets a field of its
+	// shared RPC client on every call, unguarded (a data race seen under stress-ng).
+	getConfigMu sync.Mutex
+	cfg         Config
+	sink        Sink
+	ifaceSrc    string // "" when the interface level is not read
+	apps        AppSink
+	appSrc      string
+	rules       *configState    // nil when no governance rules are read
+	ruleKeysOf  func() []string // more rule keys to watch (SetRuleKeys)
+	closing     atomic.Bool     // set when the clients close (no more reads)
 
 	// healthInterval and newClients are replaced by tests.
 	healthInterval time.Duration
@@ -813,7 +816,9 @@ func (w *Watcher) RemoteMetadata(ctx context.Context, app, revision string) ([]b
 		}
 		ch := make(chan result, 1)
 		go func() {
+			w.getConfigMu.Lock()
 			c, err := config.GetConfig(p)
+			w.getConfigMu.Unlock()
 			ch <- result{c, err}
 		}()
 		select {
